@@ -1,0 +1,1 @@
+"""Export SVBR-Net checkpoints to ONNX (``svbr export``); needs torch, unlike ``runtime``."""
