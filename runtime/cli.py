@@ -1,0 +1,215 @@
+"""``svbr deblur``: deblur an image file, or a folder of them, given blur maps.
+
+    svbr deblur photo.jpg --blur-map photo.npy -o sharp.png
+    svbr deblur photo.jpg --blur-map photo_map.png --map-scale 0.05 -o sharp.png
+    svbr deblur photos/ --blur-map maps/ -o sharp/
+
+A blur map is the defocus disk radius of every pixel, in px of that image:
+a ``.npy`` array (H×W, float radii) or an 8/16-bit single-channel PNG whose
+values times ``--map-scale`` are the radii. In folder mode each image's map is
+the file of the same name stem in the map folder (``photo.jpg`` ->
+``maps/photo.npy`` or ``maps/photo.png``). Problems with the files end the
+command with a one-line error and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from runtime.backends import backend_names
+from runtime.deblurrer import Deblurrer
+
+#: Image files the folder mode picks up (what OpenCV reads).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+MAP_SUFFIXES = (".npy", ".png")
+
+
+class CliError(Exception):
+    """A problem with the user's files or options: reported in one line, exit code 2."""
+
+
+def read_image(path: Path) -> np.ndarray:
+    """An image file as uint8 H×W×3 BGR (grey images are expanded, 16-bit ones reduced to 8 bits)."""
+    if not path.is_file():
+        raise CliError(f"input image not found: {path}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise CliError(f"cannot read {path} as an image")
+    return image
+
+
+def read_blur_map(path: Path, map_scale: float | None) -> np.ndarray:
+    """A blur map file as float32 H×W radii in px.
+
+    Args:
+        path: ``.npy`` (radii in px) or ``.png`` (8/16-bit single channel).
+        map_scale: px per PNG unit (radius = value × map_scale); required for PNG maps.
+    """
+    if not path.is_file():
+        raise CliError(f"blur map not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            radius = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as error:
+            raise CliError(f"cannot read {path} as a .npy array: {error}") from error
+        if radius.ndim != 2:
+            raise CliError(f"blur map {path} must be a 2-D array of radii (H×W), got shape {radius.shape}")
+        if not (np.issubdtype(radius.dtype, np.floating) or np.issubdtype(radius.dtype, np.integer)):
+            raise CliError(f"blur map {path} must hold real numbers, got dtype {radius.dtype}")
+        return radius.astype(np.float32)
+    if suffix == ".png":
+        if map_scale is None:
+            raise CliError(f"blur map {path} is a PNG: give --map-scale (px of radius per PNG unit)")
+        values = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if values is None:
+            raise CliError(f"cannot read {path} as a PNG")
+        if values.ndim != 2 or values.dtype not in (np.uint8, np.uint16):
+            raise CliError(
+                f"blur map {path} must be an 8- or 16-bit single-channel PNG, "
+                f"got {values.dtype} with shape {values.shape}"
+            )
+        return values.astype(np.float32) * np.float32(map_scale)
+    raise CliError(f"blur map {path} must be a .npy or .png file")
+
+
+def write_image(path: Path, image: np.ndarray) -> None:
+    """Write an image, creating the folder; the suffix picks the format."""
+    _check_writable(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), image):
+        raise CliError(f"failed to write {path}")
+
+
+def find_map(image_path: Path, map_folder: Path) -> Path:
+    """The blur map in ``map_folder`` with the image's name stem (``.npy`` or ``.png``)."""
+    candidates = [map_folder / (image_path.stem + suffix) for suffix in MAP_SUFFIXES]
+    found = [c for c in candidates if c.is_file() and c.resolve() != image_path.resolve()]
+    if not found:
+        raise CliError(f"no blur map for {image_path.name}: expected {' or '.join(c.name for c in candidates)} in {map_folder}")
+    if len(found) > 1:
+        raise CliError(f"ambiguous blur map for {image_path.name}: both {found[0].name} and {found[1].name} in {map_folder}")
+    return found[0]
+
+
+def plan_jobs(input_path: Path, map_path: Path, output: str) -> list[tuple[Path, Path, Path]]:
+    """(image, map, output) triples; every file is checked to exist before any work starts.
+
+    ``output`` is a folder when it exists as one or ends with a path separator.
+    """
+    output_path = Path(output)
+    output_is_folder = output_path.is_dir() or output.endswith(("/", os.sep))
+    if not input_path.exists():
+        raise CliError(f"input not found: {input_path}")
+    if input_path.is_dir():
+        if not map_path.is_dir():
+            raise CliError(f"input {input_path} is a folder, so --blur-map must be a folder too: {map_path}")
+        if output_path.exists() and not output_path.is_dir():
+            raise CliError(f"input {input_path} is a folder, so -o must be a folder: {output_path}")
+        images = sorted(p for p in input_path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise CliError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {input_path}")
+        return [(image, find_map(image, map_path), output_path / image.name) for image in images]
+    if map_path.is_dir():
+        map_path = find_map(input_path, map_path)
+    elif not map_path.is_file():
+        raise CliError(f"blur map not found: {map_path}")
+    if output_is_folder:
+        output_path = output_path / input_path.name
+    _check_writable(output_path)
+    return [(input_path, map_path, output_path)]
+
+
+def _check_writable(path: Path) -> None:
+    # Before any work: a typo in the suffix should not cost a full deblur.
+    if not cv2.haveImageWriter(str(path)):
+        raise CliError(f"cannot write images with suffix {path.suffix!r}: {path}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="svbr deblur",
+        description="Remove spatially varying defocus blur from an image (or a folder of images) given "
+        "its blur map: the defocus disk radius of every pixel, in px. Radii above 6 px are clipped to 6 px "
+        "(the largest blur SVBR-Net is trained for).",
+    )
+    parser.add_argument("input", type=Path, help="image file, or a folder of images")
+    parser.add_argument(
+        "--blur-map", type=Path, required=True, metavar="MAP",
+        help="blur map: .npy of radii in px, or an 8/16-bit PNG (with --map-scale); "
+        "a folder of maps named like the images in folder mode",
+    )
+    parser.add_argument("-o", "--output", required=True, help="output image file, or folder in folder mode")
+    parser.add_argument(
+        "--map-scale", type=float, metavar="PX_PER_UNIT",
+        help="radius in px of one PNG map unit (e.g. 0.05 for a 16-bit map in 1/20 px); required for PNG maps",
+    )
+    parser.add_argument("--model", type=Path, help="ONNX model (default: the bundled model)")
+    parser.add_argument("--backend", default="auto", choices=backend_names(), help="inference backend (default: auto = fastest available)")
+    parser.add_argument("--tile", type=int, default=512, help="tile edge in px, rounded up to a multiple of 4; 0 = one full-frame pass (default 512)")
+    parser.add_argument("--batch-size", type=int, help="tiles per backend call (default: the backend's preference)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _deblur_file(deblurrer: Deblurrer, image_path: Path, map_path: Path, map_scale: float | None,
+                 show_tiles: bool) -> np.ndarray:
+    """Read, check and deblur one image; ``show_tiles`` draws a progress bar over its tiles."""
+    image = read_image(image_path)
+    radius = read_blur_map(map_path, map_scale)
+    if radius.shape != image.shape[:2]:
+        raise CliError(
+            f"blur map {map_path} is {radius.shape[1]}×{radius.shape[0]} px but image {image_path} is "
+            f"{image.shape[1]}×{image.shape[0]} px"
+        )
+    total = deblurrer.count_tiles(*image.shape[:2])
+    with tqdm(total=total, desc=image_path.name, unit="tile", disable=not show_tiles) as bar, \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            sharp = deblurrer.deblur(image, radius, channel_order="bgr",
+                                     on_progress=lambda done, _: bar.update(done - bar.n))
+        except ValueError as error:  # e.g. negative or NaN radii
+            raise CliError(f"{image_path.name}: {error}") from error
+    for warning in caught:
+        tqdm.write(f"svbr deblur: warning: {image_path.name}: {warning.message}", file=sys.stderr)
+    return sharp
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.tile < 0:
+            raise CliError(f"--tile must be >= 0, got {args.tile}")
+        if args.map_scale is not None and not args.map_scale > 0:
+            raise CliError(f"--map-scale must be > 0, got {args.map_scale}")
+        jobs = plan_jobs(args.input, args.blur_map, args.output)
+        try:
+            deblurrer = Deblurrer(args.model, backend=args.backend, tile=args.tile or None, batch_size=args.batch_size)
+        except (FileNotFoundError, RuntimeError, ValueError) as error:
+            raise CliError(str(error)) from error
+        with deblurrer:
+            # One image: the bar counts its tiles; a folder: the bar counts images.
+            single = len(jobs) == 1
+            for image_path, map_path, output_path in tqdm(jobs, unit="image", disable=args.quiet or single):
+                sharp = _deblur_file(deblurrer, image_path, map_path, args.map_scale, single and not args.quiet)
+                write_image(output_path, sharp)
+    except CliError as error:
+        print(f"svbr deblur: error: {error}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        where = jobs[0][2] if len(jobs) == 1 else args.output
+        print(f"wrote {len(jobs)} image{'s' * (len(jobs) != 1)} to {where} ({deblurrer.backend.name})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""``Deblurrer``: photos in, sharp photos out; validation, normalisation and tiling around a backend.
+
+The network contract (SPEC §1) is applied here and nowhere else in the
+runtime: images become RGB float32 in [0, 1] (uint8 / 255), radius maps
+become ``radius_px / MAX_RADIUS_PX`` clipped to [0, 1]. Radii above
+``MAX_RADIUS_PX`` (6 px, the largest trained blur) are clipped with a warning:
+the network has never seen larger blur and cannot undo it.
+
+No torch here or anywhere in ``runtime``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from runtime.backends import Backend, create_backend
+from runtime.constants import HALO_PX, MAX_RADIUS_PX, SIZE_MULTIPLE
+from runtime.tiling import OnProgress, plan_tiles, run_tiled
+
+#: The default model, exported from the bundled weights (training/weights/svbrnet_cpu.pt).
+BUNDLED_MODEL_PATH = Path(__file__).resolve().parent / "models" / "svbrnet.onnx"
+
+#: The one command that (re)creates ``BUNDLED_MODEL_PATH`` from the bundled weights.
+REGENERATE_BUNDLED_MODEL = "svbr export --bundled"
+
+CHANNEL_ORDERS = ("bgr", "rgb")
+
+
+# --- normalisation: the network contract -------------------------------------
+
+
+def image_to_network(images: np.ndarray, channel_order: str) -> np.ndarray:
+    """N×H×W×3 uint8 (or float32 in [0, 1]) in ``channel_order`` -> float32 N×3×H×W RGB in [0, 1]."""
+    if channel_order == "bgr":
+        images = images[..., ::-1]
+    if images.dtype == np.uint8:
+        scaled = images.astype(np.float32) / np.float32(255)
+    else:
+        scaled = images.astype(np.float32, copy=False)
+    return np.ascontiguousarray(scaled.transpose(0, 3, 1, 2))
+
+
+def map_to_network(radius_px: np.ndarray) -> np.ndarray:
+    """N×H×W radius in px -> float32 N×1×H×W, ``radius / MAX_RADIUS_PX`` clipped to [0, 1]."""
+    scaled = np.clip(radius_px.astype(np.float32) / np.float32(MAX_RADIUS_PX), 0.0, 1.0)
+    return np.ascontiguousarray(scaled[:, None])
+
+
+def network_to_image(sharp: np.ndarray, dtype: np.dtype, channel_order: str) -> np.ndarray:
+    """float32 N×3×H×W RGB in (0, 1) -> N×H×W×3 of ``dtype`` (uint8 rounded, or float32) in ``channel_order``."""
+    images = np.clip(sharp.transpose(0, 2, 3, 1), 0.0, 1.0)
+    if channel_order == "bgr":
+        images = images[..., ::-1]
+    if dtype == np.uint8:
+        return np.rint(images * 255).astype(np.uint8)
+    return images.astype(np.float32)
+
+
+# --- input validation ---------------------------------------------------------
+
+
+def validate_inputs(image: np.ndarray, blur_map: np.ndarray, channel_order: str) -> None:
+    """Raise ``ValueError`` naming the first problem with a ``deblur`` call's arguments."""
+    if channel_order not in CHANNEL_ORDERS:
+        raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
+    if not isinstance(image, np.ndarray) or not isinstance(blur_map, np.ndarray):
+        raise ValueError(
+            f"image and blur_map must be numpy arrays, got {type(image).__name__} and {type(blur_map).__name__}"
+        )
+    if image.ndim != 3:
+        raise ValueError(f"image must have 3 dimensions (H×W×3), got {image.ndim}: shape {image.shape}")
+    if image.shape[2] != 3:
+        raise ValueError(f"image must have 3 colour channels (H×W×3), got {image.shape[2]}: shape {image.shape}")
+    if image.dtype not in (np.uint8, np.float32):
+        raise ValueError(f"image dtype must be uint8 or float32 (in [0, 1]), got {image.dtype}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"image is empty: shape {image.shape}")
+    if image.dtype == np.float32:
+        low, high = float(image.min()), float(image.max())
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise ValueError("float32 image contains NaN or infinite values")
+        if low < 0.0 or high > 1.0:
+            raise ValueError(f"float32 image values must lie in [0, 1], got {low:.4g}..{high:.4g}")
+    if blur_map.ndim != 2:
+        raise ValueError(f"blur_map must have 2 dimensions (H×W radii in px), got {blur_map.ndim}: shape {blur_map.shape}")
+    if blur_map.shape != image.shape[:2]:
+        raise ValueError(f"blur_map size {blur_map.shape} does not match the image size {image.shape[:2]}")
+    if not (np.issubdtype(blur_map.dtype, np.floating) or np.issubdtype(blur_map.dtype, np.integer)):
+        raise ValueError(f"blur_map dtype must be a real number type (radii in px), got {blur_map.dtype}")
+    low, high = float(blur_map.min()), float(blur_map.max())
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError("blur_map contains NaN or infinite radii")
+    if low < 0:
+        raise ValueError(f"blur_map contains negative radii (min {low:.4g} px); radii must be >= 0")
+
+
+# --- the deblurrer ------------------------------------------------------------
+
+
+class Deblurrer:
+    """SVBR-Net inference on photos of any size.
+
+    Args:
+        model: ONNX model path; ``None`` = the bundled model (``BUNDLED_MODEL_PATH``).
+        backend: a registry name (``"auto"`` = the fastest available, see
+            ``runtime.backends.AUTO_ORDER``) or an already loaded :class:`Backend`
+            (then ``model`` is ignored).
+        tile: edge (px) of the tiles the image is processed in, rounded up to a
+            multiple of 4; ``None`` = one full-frame pass (memory grows with the image).
+        halo: context (px) around every tile; ``None`` = ``HALO_PX`` (84, the
+            receptive-field half-width), for which tiled output equals the full-frame output.
+        batch_size: tiles per backend call; ``None`` = the backend's preferred size.
+        backend_options: passed to the backend constructor (e.g. ``threads=2``).
+
+    Raises:
+        FileNotFoundError: the model file (or the bundled model) is missing.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        backend: str | Backend = "auto",
+        tile: int | None = 512,
+        halo: int | None = None,
+        batch_size: int | None = None,
+        **backend_options: object,
+    ) -> None:
+        if tile is not None and tile < 1:
+            raise ValueError(f"tile must be a positive number of pixels or None, got {tile}")
+        if halo is not None and halo < 0:
+            raise ValueError(f"halo must be >= 0 px or None, got {halo}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+        if isinstance(backend, Backend):
+            self.backend = backend
+        else:
+            model_path = Path(model) if model is not None else BUNDLED_MODEL_PATH
+            if not model_path.is_file():
+                if model is None:
+                    raise FileNotFoundError(
+                        f"bundled model missing: {BUNDLED_MODEL_PATH}; regenerate it with "
+                        f"`{REGENERATE_BUNDLED_MODEL}` (needs torch and the bundled weights) "
+                        "or pass model=PATH to an exported ONNX model"
+                    )
+                raise FileNotFoundError(f"model not found: {model_path}")
+            self.backend = create_backend(backend, model_path, **backend_options)
+        self.tile = tile
+        self.halo = HALO_PX if halo is None else halo
+        self.batch_size = batch_size or self.backend.preferred_batch_size
+        self._check_model_contract()
+
+    def _check_model_contract(self) -> None:
+        """Refuse a model exported for a different normalisation or size contract."""
+        metadata = self.backend.metadata
+        for key, expected in (("svbr.max_radius_px", MAX_RADIUS_PX), ("svbr.size_multiple", SIZE_MULTIPLE)):
+            if key in metadata and float(metadata[key]) != float(expected):
+                raise ValueError(
+                    f"{self.backend.model_path} was exported with {key}={metadata[key]}, "
+                    f"this runtime uses {expected}"
+                )
+
+    def count_tiles(self, height: int, width: int) -> int:
+        """Tiles an H×W image is split into (one backend window each)."""
+        return len(plan_tiles(height, width, self.tile, self.halo, SIZE_MULTIPLE))
+
+    def deblur(
+        self,
+        image: np.ndarray,
+        blur_map: np.ndarray,
+        *,
+        channel_order: str = "bgr",
+        on_progress: OnProgress | None = None,
+    ) -> np.ndarray:
+        """Remove spatially varying defocus blur.
+
+        Args:
+            image: H×W×3, uint8 or float32 in [0, 1]; channels in ``channel_order``.
+            blur_map: H×W defocus disk radius per pixel in px (any real dtype),
+                >= 0; radii above 6 px are clipped to 6 px with a warning.
+            channel_order: ``"bgr"`` (OpenCV's order, the default) or ``"rgb"``.
+            on_progress: called as ``on_progress(tiles_done, tiles_total)`` after every batch.
+
+        Returns:
+            The sharp image: same shape, dtype and channel order as ``image``.
+
+        Raises:
+            ValueError: naming the problem with the inputs.
+        """
+        validate_inputs(image, blur_map, channel_order)
+        largest = float(blur_map.max())
+        if largest > MAX_RADIUS_PX:
+            warnings.warn(
+                f"blur_map has radii up to {largest:.3g} px; SVBR-Net is trained for radii up to "
+                f"{MAX_RADIUS_PX:g} px, larger radii are clipped to {MAX_RADIUS_PX:g} px",
+                UserWarning,
+                stacklevel=2,
+            )
+
+        def run_batch(images: np.ndarray, radii: np.ndarray) -> np.ndarray:
+            # Per window batch, so the float copies are only ever tile-sized.
+            network_image = image_to_network(images, channel_order)
+            sharp = self.backend.run(network_image, map_to_network(radii))
+            return network_to_image(sharp, image.dtype, channel_order)
+
+        return run_tiled(
+            [image, blur_map],
+            run_batch,
+            tile=self.tile,
+            halo=self.halo,
+            batch_size=self.batch_size,
+            multiple=SIZE_MULTIPLE,
+            on_progress=on_progress,
+        )
+
+    def close(self) -> None:
+        """Release the backend."""
+        self.backend.close()
+
+    def __enter__(self) -> "Deblurrer":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Deblurrer(backend={self.backend!r}, tile={self.tile}, halo={self.halo}, batch_size={self.batch_size})"

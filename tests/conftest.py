@@ -1,0 +1,49 @@
+"""Shared fixtures: a randomly initialised SVBR-Net and its ONNX export.
+
+The trained weights are not needed for contract tests: any weights exercise
+export, BatchNorm folding, parity and tiling. BatchNorm statistics are
+randomised (so folding changes the weights measurably) and the last layer is
+scaled up so outputs spread over (0, 1) instead of sitting at sigmoid(0) = 0.5,
+which would make parity and tiling comparisons too easy to pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def make_random_svbrnet(seed: int = 0):
+    """An eval-mode ``SVBRNet`` with random weights and random BatchNorm statistics."""
+    import torch
+
+    from training.model import SVBRNet
+
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = SVBRNet().eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                channels = module.num_features
+                module.running_mean.copy_(0.1 * torch.randn(channels, generator=generator))
+                module.running_var.copy_(0.5 + 1.5 * torch.rand(channels, generator=generator))
+                module.weight.copy_(0.5 + torch.rand(channels, generator=generator))
+                module.bias.copy_(0.1 * torch.randn(channels, generator=generator))
+        model.image_branch.out[0].weight.mul_(15.0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def random_svbrnet():
+    """The randomly initialised eval-mode PyTorch network (do not modify it)."""
+    return make_random_svbrnet(seed=0)
+
+
+@pytest.fixture(scope="session")
+def random_onnx_model(random_svbrnet, tmp_path_factory) -> Path:
+    """``random_svbrnet`` exported with the default exporter and opset: a valid runtime model."""
+    from export.onnx_export import export_onnx
+
+    return export_onnx(random_svbrnet, tmp_path_factory.mktemp("models") / "svbrnet_random.onnx")
