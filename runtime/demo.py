@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 
 from runtime.backends import backend_names
-from runtime.constants import MAX_RADIUS_PX, RADIUS_LEVELS_PX
+from runtime.constants import MAX_RADIUS_PX
+from runtime.defocus import blur
 from runtime.deblurrer import Deblurrer
 from runtime.metrics import psnr, ssim
 
@@ -65,37 +66,6 @@ def make_blur_map(height: int, width: int, max_radius_px: float = 5.0) -> np.nda
     """
     fraction = np.clip((np.arange(width, dtype=np.float32) / max(width - 1, 1) - 0.15) / 0.85, 0.0, 1.0)
     return np.broadcast_to(max_radius_px * fraction, (height, width)).astype(np.float32)
-
-
-def demo_disk_kernel(radius_px: float, supersampling: int = 8) -> np.ndarray:
-    """Demo-only approximation of the training PSF: an anti-aliased disk by supersampled coverage.
-
-    The exact PSF lives in ``training.synthesis.disk_kernel``; the runtime may
-    not import training, and a demo needs only a plausible known blur.
-    """
-    half = int(np.ceil(radius_px + 0.5)) - 1
-    size = 2 * half + 1
-    offsets = (np.arange(size * supersampling) + 0.5) / supersampling - 0.5 - half
-    inside = offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius_px**2
-    coverage = inside.reshape(size, supersampling, size, supersampling).mean(axis=(1, 3))
-    return (coverage / coverage.sum()).astype(np.float32)
-
-
-def demo_blur(image: np.ndarray, radius_px: np.ndarray) -> np.ndarray:
-    """Demo-only spatially varying disk blur (the SPEC §3 model, approximate PSF): uint8 H×W×3 -> uint8.
-
-    Each pixel takes the image blurred by the disk of the trained radius level
-    nearest its own radius; radii below 0.25 px keep the sharp pixel.
-    """
-    levels = np.asarray(RADIUS_LEVELS_PX, dtype=np.float32)
-    nearest = np.abs(radius_px[..., None] - levels).argmin(axis=-1)
-    source = image.astype(np.float32)
-    result = source.copy()
-    for level in np.unique(nearest[radius_px >= 0.25]):
-        chosen = (nearest == level) & (radius_px >= 0.25)
-        kernel = demo_disk_kernel(float(levels[level]))
-        result[chosen] = cv2.filter2D(source, -1, kernel, borderType=cv2.BORDER_REPLICATE)[chosen]
-    return np.clip(np.rint(result), 0, 255).astype(np.uint8)
 
 
 def _label(panel: np.ndarray, text: str) -> np.ndarray:
@@ -156,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     height, width = args.size
     truth = make_scene(height, width, args.seed)
     radius = make_blur_map(height, width, args.max_radius)
-    blurry = demo_blur(truth, radius)
+    blurry = blur(truth, radius)
     start = time.perf_counter()
     with deblurrer:
         restored = deblurrer.deblur(blurry, radius, channel_order="bgr")

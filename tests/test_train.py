@@ -70,3 +70,17 @@ def test_shipped_configs_load():
     assert learning_rate_at(paper, 20, 0, 1) == pytest.approx(1e-4)
     cpu = load_config("cpu")
     assert [s.augmented_fraction for s in cpu.stages] == [0.0, 0.5]  # keeps the two-stage order
+
+
+def test_bundle_strips_training_state(tiny_cache, tmp_path):
+    from training.train import bundle
+
+    config = tiny_config(tiny_cache, stages=(Stage("true_maps", 1, 0.0),), steps_per_epoch=1)
+    train(config, tmp_path / "run", device="cpu", quiet=True)
+    metadata = bundle(tmp_path / "run" / "last.pt", out=tmp_path / "bundled.pt")
+    payload = torch.load(tmp_path / "bundled.pt", weights_only=False)
+    assert set(payload) == {"model", "metadata"}
+    assert metadata["config"]["name"] == "tiny" and "val_true_psnr" in metadata["validation"]
+    assert metadata["data"]["train_images"] + metadata["data"]["val_images"] == 5
+    model, _ = load_model(tmp_path / "bundled.pt")
+    assert not model.training

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from training.cache import list_samples
 from training.dataset import PatchBatches, ValidationSamples
 from training.losses import deblur_loss, psnr_per_image, ssim_per_image
-from training.model import SVBRNet, load_checkpoint, save_checkpoint
+from training.model import PRETRAINED_PATH, SVBRNet, load_checkpoint, save_checkpoint
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -237,6 +237,26 @@ def train(config: TrainConfig, out_dir: Path, device: str = "auto", resume: bool
     return state
 
 
+def bundle(run_checkpoint: Path, out: Path = PRETRAINED_PATH) -> dict[str, Any]:
+    """Write the weights of a run's checkpoint, without optimiser state, as the bundled model.
+
+    The metadata keeps the config, commit, data and the last validation metrics.
+    """
+    checkpoint = load_checkpoint(run_checkpoint)
+    metadata = dict(checkpoint["metadata"])
+    manifest = Path(metadata["cache"]) / "manifest.json"
+    if manifest.is_file():
+        manifest_data = json.loads(manifest.read_text())
+        metadata["data"] = {"images_dir": manifest_data["images_dir"], "synth": manifest_data["settings"],
+                            "train_images": len(manifest_data["split"]["train"]),
+                            "val_images": len(manifest_data["split"]["val"])}
+    metadata["seconds"] = checkpoint["run_state"]["seconds"]
+    model = SVBRNet()
+    model.load_state_dict(checkpoint["model"])
+    save_checkpoint(out, model.eval(), metadata)
+    return metadata
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="svbr train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True,
@@ -245,11 +265,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="run directory (default: runs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--bundle", action="store_true",
+                        help=f"afterwards, write the weights as the bundled model ({PRETRAINED_PATH.name})")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
-        state = train(config, args.out or Path("runs") / config.name, device=args.device,
-                      resume=args.resume, cache=args.cache)
+        out_dir = args.out or Path("runs") / config.name
+        state = train(config, out_dir, device=args.device, resume=args.resume, cache=args.cache)
+        if args.bundle:
+            bundle(out_dir / "last.pt")
+            print(f"bundled weights written to {PRETRAINED_PATH}", file=sys.stderr)
     except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as error:
         print(f"svbr train: error: {error}", file=sys.stderr)
         return 2
