@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -53,34 +53,56 @@ def spread(files: list[Path], count: int | None) -> list[Path]:
     return [files[i] for i in np.linspace(0, len(files) - 1, count).round().astype(int)]
 
 
-def evaluate(cache: Path, model: SVBRNet, limit: int | None = None, quiet: bool = False) -> dict[str, Any]:
-    tuning = [read_sample(f) for f in spread(list_samples(cache, "train"), TUNING_SAMPLES)]
-    regularisation, tuning_scores = choose_regularisation(
-        (s.blurry, s.true_map, s.sharp) for s in tuning)
+#: A method under test: (blurry RGB uint8 H×W×3, radius map px H×W) -> restored RGB uint8 H×W×3.
+Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
+
+def tune_classical(cache: Path, count: int = TUNING_SAMPLES) -> tuple[float, dict[float, float]]:
+    """The classical baseline's Wiener regularisation, chosen on ``count`` training samples (true maps).
+
+    Returns:
+        (best value, {value: mean PSNR in dB}), as :func:`choose_regularisation`.
+    """
+    tuning = [read_sample(f) for f in spread(list_samples(cache, "train"), count)]
+    return choose_regularisation((s.blurry, s.true_map, s.sharp) for s in tuning)
+
+
+def score_methods(files: list[Path], methods: dict[str, Method], quiet: bool = False,
+                  desc: str = "eval") -> dict[str, dict[str, float]]:
+    """Mean scores of every method on the given samples, with true and with augmented maps.
+
+    Returns:
+        ``{method: {"<map kind>_psnr" (dB), "<map kind>_ssim", "<map kind>_colour_shift" (8-bit levels): mean}}``
+        for map kinds ``MAP_KINDS``.
+    """
     scores: dict[str, dict[str, list[float]]] = {}
-
-    def record(method: str, map_kind: str, sharp: np.ndarray, output: np.ndarray) -> None:
-        bucket = scores.setdefault(method, {})
-        bucket.setdefault(f"{map_kind}_psnr", []).append(psnr(sharp, output))
-        bucket.setdefault(f"{map_kind}_ssim", []).append(ssim(sharp, output))
-        bucket.setdefault(f"{map_kind}_colour_shift", []).append(colour_shift(sharp, output))
-
-    files = spread(list_samples(cache, "val"), limit)
-    for path in tqdm(files, desc="eval", unit="sample", disable=quiet, file=sys.stderr):
+    for path in tqdm(files, desc=desc, unit="sample", disable=quiet, file=sys.stderr):
         sample = read_sample(path)
         for map_kind in MAP_KINDS:
             radius = sample.true_map if map_kind == "true" else sample.augmented_map
-            record("blurry input", map_kind, sample.sharp, sample.blurry)
-            record("classical (layered Wiener)", map_kind, sample.sharp,
-                   layered_deconvolution(sample.blurry, radius, regularisation))
-            record("SVBR-Net", map_kind, sample.sharp, run_network(model, sample.blurry, radius))
+            for method, run in methods.items():
+                output = run(sample.blurry, radius)
+                bucket = scores.setdefault(method, {})
+                bucket.setdefault(f"{map_kind}_psnr", []).append(psnr(sample.sharp, output))
+                bucket.setdefault(f"{map_kind}_ssim", []).append(ssim(sample.sharp, output))
+                bucket.setdefault(f"{map_kind}_colour_shift", []).append(colour_shift(sample.sharp, output))
+    return {method: {key: float(np.mean(values)) for key, values in metrics.items()}
+            for method, metrics in scores.items()}
+
+
+def evaluate(cache: Path, model: SVBRNet, limit: int | None = None, quiet: bool = False) -> dict[str, Any]:
+    regularisation, tuning_scores = tune_classical(cache)
+    files = spread(list_samples(cache, "val"), limit)
+    methods: dict[str, Method] = {
+        "blurry input": lambda blurry, radius: blurry,
+        "classical (layered Wiener)": lambda blurry, radius: layered_deconvolution(blurry, radius, regularisation),
+        "SVBR-Net": lambda blurry, radius: run_network(model, blurry, radius),
+    }
     return {
         "samples": len(files),
         "classical_regularisation": regularisation,
         "classical_tuning_psnr": tuning_scores,
-        "methods": {method: {key: float(np.mean(values)) for key, values in metrics.items()}
-                    for method, metrics in scores.items()},
+        "methods": score_methods(files, methods, quiet),
     }
 
 

@@ -1,0 +1,112 @@
+"""benchmarks.latency and benchmarks.quality end to end, in a tiny configuration (random network)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from benchmarks import latency, quality
+from benchmarks._common import parse_resolution, parse_tile
+from tests.test_cache import make_images
+
+SIZES = ("64x48", "96x64")
+TILES = (None, 64)
+ROW_KEYS = {"backend", "precision", "size", "tile", "p50_ms", "p90_ms", "p99_ms", "fps", "mp_per_s", "peak_rss_mb",
+            "speedup_vs_torch_eager", "gpu_memory_mb", "threads", "runs"}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(random_svbrnet, tmp_path_factory):
+    """The conftest's random network as a training checkpoint (what PyTorch eager loads)."""
+    from training.model import save_checkpoint
+
+    path = tmp_path_factory.mktemp("weights") / "random.pt"
+    save_checkpoint(path, random_svbrnet, {"step": 0})
+    return path
+
+
+@pytest.fixture(scope="module")
+def latency_run(random_onnx_model, checkpoint, tmp_path_factory):
+    """One tiny latency run: torch eager and ONNX Runtime, fp32, two sizes, full frame and tile 64."""
+    out = tmp_path_factory.mktemp("latency")
+    code = latency.main([
+        "--backends", "torch,onnxruntime,tensorrt", "--precisions", "fp32,fp16",
+        "--sizes", ",".join(SIZES), "--tiles", "0,64", "--halo", "8", "--runs", "1", "--warmup", "1",
+        "--threads", "1", "--model-fp32", str(random_onnx_model), "--model-fp16", str(out / "missing_fp16.onnx"),
+        "--checkpoint", str(checkpoint), "--out", str(out),
+    ])
+    assert code == 0
+    return out
+
+
+def test_latency_writes_every_file_with_one_row_per_configuration(latency_run):
+    for name in ("latency.json", "latency.csv", "latency.md", "latency.png"):
+        assert (latency_run / name).stat().st_size > 0, name
+    report = json.loads((latency_run / "latency.json").read_text())
+    rows = report["results"]
+    expected = {(b, "fp32", s, t) for b in ("torch", "onnxruntime-cpu") for s in SIZES for t in TILES}
+    configurations = [(r["backend"], r["precision"], r["size"], r["tile"]) for r in rows]
+    assert len(configurations) == len(set(configurations)) and set(configurations) == expected
+    for row in rows:
+        assert ROW_KEYS <= set(row), ROW_KEYS - set(row)
+        assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
+        assert row["fps"] == pytest.approx(1000 / row["p50_ms"], rel=1e-3)
+        assert row["peak_rss_mb"] > 0 and row["gpu_memory_mb"] is None and row["runs"] == 1
+        assert row["speedup_vs_torch_eager"] > 0
+        if row["backend"] == "torch":
+            assert row["speedup_vs_torch_eager"] == 1.0 and row["torch_threads"] == 1
+        else:  # its own process, without torch: the RSS is the runtime's alone
+            assert row["torch_threads"] is None and row["onnxruntime_intra_op_threads"] == 1
+    assert report["baseline"] == "torch fp32"
+    assert {"machine", "versions", "threads", "settings", "skipped"} <= set(report)
+    assert report["machine"]["os_cpu_count"] >= 1 and report["versions"]["onnxruntime"]
+    with (latency_run / "latency.csv").open() as stream:
+        assert len(list(csv.DictReader(stream))) == len(rows)
+
+
+def test_latency_lists_what_it_skipped_and_why(latency_run):
+    report = json.loads((latency_run / "latency.json").read_text())
+    reasons = {(s["backend"], s["precision"]): s["reason"] for s in report["skipped"]}
+    assert reasons[("tensorrt", None)]  # not installed here: listed, not silently dropped
+    assert "svbr calibrate --precision fp16" in reasons[("onnxruntime-cpu", "fp16")]
+    assert "fp32 only" in reasons[("torch", "fp16")]
+    markdown = (latency_run / "latency.md").read_text()
+    assert "| onnxruntime-cpu | fp32 | 96x64 | full |" in markdown and "Skipped:" in markdown
+
+
+def test_quality_joins_accuracy_with_latency(latency_run, random_onnx_model, checkpoint, tmp_path):
+    make_images(tmp_path / "images", 5, size=(48, 52))
+    from training.cache import SynthSettings, synthesize
+
+    synthesize(tmp_path / "images", tmp_path / "cache", SynthSettings(48, 52, 0, 2), workers=1)
+    code = quality.main([
+        "--cache", str(tmp_path / "cache"), "--limit", "0", "--tuning-samples", "2", "--threads", "1",
+        "--precisions", "fp32,int8", "--model-fp32", str(random_onnx_model),
+        "--model-int8", str(tmp_path / "missing_int8.onnx"), "--checkpoint", str(checkpoint),
+        "--latency", str(latency_run / "latency.json"), "--latency-size", "96x64", "--out", str(tmp_path / "out"), "-q",
+    ])
+    assert code == 0
+    report = json.loads((tmp_path / "out" / "quality.json").read_text())
+    rows = {(r["method"], r["precision"]): r for r in report["rows"]}
+    assert set(rows) == {("blurry input", None), ("classical (layered Wiener)", "fp64"),
+                         ("SVBR-Net, PyTorch eager", "fp32"), ("SVBR-Net, onnxruntime-cpu", "fp32")}
+    for row in rows.values():
+        assert 0 < row["true_ssim"] <= 1 and row["augmented_psnr"] > 0
+    onnx, eager = rows[("SVBR-Net, onnxruntime-cpu", "fp32")], rows[("SVBR-Net, PyTorch eager", "fp32")]
+    assert onnx["true_psnr"] == pytest.approx(eager["true_psnr"], abs=0.05)  # same network, 8-bit outputs
+    assert eager["speedup_vs_torch_eager"] == 1.0 and onnx["p50_ms"] > 0 and onnx["speedup_vs_torch_eager"] > 0
+    assert rows[("classical (layered Wiener)", "fp64")]["p50_ms"] > 0  # timed by quality.py itself
+    assert rows[("blurry input", None)]["p50_ms"] is None
+    assert any("svbr calibrate --precision int8" in note for note in report["notes"])
+    assert "| SVBR-Net, onnxruntime-cpu | fp32 |" in (tmp_path / "out" / "quality.md").read_text()
+
+
+def test_parsers():
+    assert parse_resolution("1280x720") == (1280, 720)
+    assert parse_tile("0") is None and parse_tile("full") is None and parse_tile("512") == 512
+    assert latency.expand_backends(["onnxruntime", "torch"]) == ["torch", "onnxruntime-cpu"]
+    assert latency.parse_max_mp(["torch=2.1", "ort:fp16=1"]) == {"torch": 2.1, "onnxruntime-cpu:fp16": 1.0}
+    assert latency.parse_sizes("64x48,96x64@0,96x64@64", [None, 32]) == [((64, 48), [None, 32]), ((96, 64), [None, 64])]
+    assert latency.size_limit({"torch": 2.1, "torch:fp32": 1.0}, "torch", "fp32") == ("torch:fp32", 1.0)
