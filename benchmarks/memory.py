@@ -3,8 +3,9 @@
     python -m benchmarks.memory                       # 6000×4000, tile 512, bundled model
     python -m benchmarks.memory --model m.onnx --height 1000 --width 1500 --json
 
-Run it as its own process: ``ru_maxrss`` is the peak of this process only, so
-the number covers exactly imports + model + inputs + tiled inference. It
+Run it as its own process: the peak (``VmHWM``, which starts afresh at exec,
+unlike ``ru_maxrss``, which inherits the launching process's peak) then covers
+exactly imports + model + inputs + tiled inference. It
 prints the peak after each stage; the difference between the last two is
 what inference adds on top of the image-sized input and output arrays.
 Content does not change memory or time, so the input is random.
@@ -14,17 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+from benchmarks._common import peak_rss_mb
 
 
 def measure(model: Path | None, height: int, width: int, tile: int | None, batch_size: int | None,
