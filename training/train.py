@@ -265,9 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="run directory (default: runs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--threads", type=int,
+                        help="CPU threads for PyTorch (default: all cores). On a shared machine use fewer: "
+                             "a thread that loses its core stalls every other thread at each operator")
     parser.add_argument("--bundle", action="store_true",
                         help=f"afterwards, write the weights as the bundled model ({PRETRAINED_PATH.name})")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         config = load_config(args.config)
         out_dir = args.out or Path("runs") / config.name
