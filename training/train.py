@@ -164,6 +164,7 @@ def train(config: TrainConfig, out_dir: Path, device: str = "auto", resume: bool
     autocast_enabled = use_cuda_amp or (torch_device.type == "cpu" and config.cpu_bf16)
 
     state = RunState()
+    notes: list[str] = []  # provenance carried from checkpoint to checkpoint (e.g. a changed schedule)
     checkpoint_path = out_dir / "last.pt"
     if resume and checkpoint_path.exists():
         checkpoint = load_checkpoint(checkpoint_path, map_location=str(torch_device))
@@ -173,6 +174,7 @@ def train(config: TrainConfig, out_dir: Path, device: str = "auto", resume: bool
         optimizer.load_state_dict(checkpoint["optimizer"])
         scaler.load_state_dict(checkpoint["scaler"])
         state = RunState(**checkpoint["run_state"])
+        notes = list(checkpoint["metadata"].get("notes", []))
         if not quiet:
             print(f"resuming {checkpoint_path} after epoch {state.epoch} (step {state.step})", file=sys.stderr)
     elif checkpoint_path.exists() and not resume:
@@ -231,7 +233,8 @@ def train(config: TrainConfig, out_dir: Path, device: str = "auto", resume: bool
             print(json.dumps(record), file=sys.stderr)
         metadata = {"config": config_record(config), "commit": git_commit(), "cache": str(cache),
                     "train_samples": len(batches.files), "epoch": state.epoch, "step": state.step,
-                    "validation": {k: v for k, v in record.items() if k.startswith("val_")}}
+                    "validation": {k: v for k, v in record.items() if k.startswith("val_")},
+                    "notes": notes}
         save_checkpoint(checkpoint_path, model, metadata, optimizer=optimizer.state_dict(),
                         scaler=scaler.state_dict(), run_state=asdict(state))
     return state
