@@ -32,3 +32,7 @@ MODEL_VERSION: str = "1.0"
 INPUT_IMAGE_NAME: str = "image"
 INPUT_MAP_NAME: str = "blur_map"
 OUTPUT_NAME: str = "sharp"
+
+#: Arithmetic of a deployable graph: "fp32" (``svbr export``), "fp16" and "int8" (``svbr calibrate``).
+#: Stored as the ``svbr.precision`` metadata of every ONNX model and engine.
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")

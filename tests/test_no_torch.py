@@ -63,6 +63,11 @@ def test_runtime_runs_with_torch_blocked(random_onnx_model, tmp_path):
     assert (tmp_path / "o.png").is_file() and (tmp_path / "d.png").is_file()
 
 
+#: The one sanctioned exception: the torch-cuda backend runs PyTorch checkpoints, importing
+#: torch and the model definition inside its constructor (never at import time).
+ALLOWED_LAZY_IMPORTS = {"runtime/backends/torch_backend.py": {"torch", "training"}}
+
+
 def test_no_runtime_module_imports_torch_or_the_training_side():
     """Static check, so imports inside functions that the run above does not reach count too."""
     offenders = []
@@ -74,5 +79,8 @@ def test_no_runtime_module_imports_torch_or_the_training_side():
                 names = [node.module]
             else:
                 continue
-            offenders += [f"{path.relative_to(REPO)}: {n}" for n in names if n.split(".")[0] in FORBIDDEN]
+            relative = path.relative_to(REPO).as_posix()
+            allowed = ALLOWED_LAZY_IMPORTS.get(relative, set())
+            offenders += [f"{relative}: {n}" for n in names
+                          if n.split(".")[0] in FORBIDDEN and n.split(".")[0] not in allowed]
     assert not offenders, offenders

@@ -48,6 +48,8 @@ _ORT = "runtime.backends.onnxruntime_backend"
 register_backend("onnxruntime-cpu", _ORT, "OnnxRuntimeBackend", provider="cpu")
 register_backend("onnxruntime-cuda", _ORT, "OnnxRuntimeBackend", provider="cuda")
 register_backend("onnxruntime-tensorrt", _ORT, "OnnxRuntimeBackend", provider="tensorrt")
+register_backend("tensorrt", "runtime.backends.tensorrt_backend", "TensorRTBackend")
+register_backend("torch-cuda", "runtime.backends.torch_backend", "TorchCudaBackend", device="cuda")
 
 
 def backend_names() -> list[str]:
@@ -106,7 +108,8 @@ def create_backend(name: str, model_path: str | os.PathLike[str], **options: Any
     except ImportError as error:
         raise RuntimeError(f"backend {name} needs a library that is not installed: {error}") from error
     if not cls.is_available(**spec.options):
-        raise RuntimeError(f"backend {name} is not available on this machine; available: {available_backends()}")
+        raise RuntimeError(f"backend {name} cannot run here: {cls.unavailable_reason(**spec.options)} "
+                           f"(available: {', '.join(available_backends())})")
     return cls(model_path, **{**spec.options, **options})
 
 

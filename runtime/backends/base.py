@@ -42,6 +42,11 @@ class Backend(ABC):
         """Whether this machine can run the backend (libraries, devices); cheap, never raises."""
         return True
 
+    @classmethod
+    def unavailable_reason(cls, **options: object) -> str:
+        """One sentence for users when :meth:`is_available` is False: what is missing and how to get it."""
+        return "its libraries or device are missing on this machine"
+
     @abstractmethod
     def run(self, image: np.ndarray, blur_map: np.ndarray) -> np.ndarray:
         """Run the network.

@@ -1,0 +1,188 @@
+"""``svbr calibrate``: bake a precision into the ONNX graph (FP16, or INT8 with calibrated QDQ pairs).
+
+TensorRT 11 builds strongly typed networks only and TensorRT 10 builds the same
+graphs (SPEC §6), so the precision lives in the ONNX model this writes; the
+engine builder and every other runtime then simply follow the graph's types.
+
+    svbr calibrate --precision fp16 --onnx svbrnet.onnx --out svbrnet_fp16.onnx
+    svbr calibrate --precision int8 --onnx svbrnet.onnx --out svbrnet_int8.onnx \\
+        --images datasets/sharp-train --samples 32
+
+The output keeps the source model's ``svbr.*`` metadata (I/O contract, source
+checkpoint) with ``svbr.precision`` updated and ``svbr.precision_*`` entries
+saying how it was made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import onnx
+
+from calibration.dataset import DEFAULT_CACHE_DIR, DEFAULT_TILE_PX, SetSettings, build_set
+from calibration.fp16 import convert_to_fp16
+from calibration.graph import QDQSummary, check_precision_graph, file_sha256, metadata_of, set_metadata
+from calibration.int8 import CALIBRATION_METHODS, DEFAULT_METHOD, DEFAULT_PERCENTILE, Int8Settings, quantize_int8
+from runtime.constants import HALO_PX
+
+#: Precisions ``svbr calibrate`` makes (fp32 is ``svbr export``'s).
+TARGET_PRECISIONS: tuple[str, ...] = ("fp16", "int8")
+
+#: Default number of calibration windows: every map family and map kind at least twice at 32,
+#: and a few minutes of ONNX Runtime on a 2-core CPU at the deployment window size.
+DEFAULT_SAMPLES = 32
+
+
+def load_fp32_model(path: Path) -> onnx.ModelProto:
+    """Load and check an ``svbr export`` model; refuse one that already has a precision baked in."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX model not found: {path}")
+    model = onnx.load(str(path))
+    precision = metadata_of(model).get("svbr.precision", "fp32")
+    if precision != "fp32":
+        raise ValueError(f"{path} is already {precision}; calibrate the FP32 model of `svbr export`")
+    check_precision_graph(model, "fp32")
+    return model
+
+
+def save_model(model: onnx.ModelProto, out_path: Path) -> Path:
+    """Write atomically (a failed run never leaves a torn model), creating parent folders."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_suffix(out_path.suffix + ".tmp")
+    onnx.save(model, str(tmp))
+    tmp.replace(out_path)
+    return out_path
+
+
+def calibrate(
+    onnx_path: Path,
+    out_path: Path,
+    precision: str,
+    *,
+    calibration: SetSettings | None = None,
+    samples: int = DEFAULT_SAMPLES,
+    int8: Int8Settings = Int8Settings(),
+    keep_fp32: tuple[str, ...] = (),
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+    progress: bool = True,
+) -> dict:
+    """Make the ``precision`` graph of an FP32 model, check it, save it; return a summary dict.
+
+    Args:
+        onnx_path: the FP32 model (``svbr export``).
+        out_path: where to write the new model.
+        precision: ``"fp16"`` or ``"int8"``.
+        calibration: INT8 only: the calibration set (kind ``"calibration"``).
+        samples: INT8 only: calibration windows.
+        int8: INT8 only: calibration method.
+        keep_fp32: FP16 only: op types or node names kept in float32.
+        cache_dir: calibration-set cache root.
+        progress: progress bars on stderr.
+    """
+    if precision not in TARGET_PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose from {TARGET_PRECISIONS}")
+    start = time.perf_counter()
+    source = load_fp32_model(onnx_path)
+    metadata = {**metadata_of(source), "svbr.precision": precision,
+                "svbr.precision_source": Path(onnx_path).name,
+                "svbr.precision_source_sha256": file_sha256(Path(onnx_path))}
+    summary: dict = {"precision": precision, "source": str(onnx_path), "out": str(out_path)}
+    if precision == "fp16":
+        result = convert_to_fp16(source, keep_fp32)
+        metadata["svbr.precision_recipe"] = json.dumps({"converter": "onnxconverter_common.float16",
+                                                        "keep_io_types": True, "keep_fp32": list(keep_fp32)})
+    else:
+        if calibration is None:
+            raise ValueError("INT8 needs a calibration set (images to draw it from)")
+        if calibration.kind != "calibration":
+            raise ValueError("INT8 must be calibrated on a calibration set, not a validation set")
+        paths = build_set(calibration, samples, cache_dir, progress=progress)
+        result = quantize_int8(source, paths, int8)
+        recipe = {"quantizer": "onnxruntime.quantization.quantize_static (QDQ)", **asdict(int8),
+                  "samples": samples, "calibration_set": {**asdict(calibration),
+                                                          "images_dir": Path(calibration.images_dir).name}}
+        metadata["svbr.precision_recipe"] = json.dumps(recipe)
+        summary["calibration_set"] = str(paths[0].parent)
+    set_metadata(result, metadata)
+    checked = check_precision_graph(result, precision)
+    if isinstance(checked, QDQSummary):
+        summary.update(asdict(checked))
+    else:
+        summary["cast_nodes"] = checked
+    save_model(result, out_path)
+    summary["seconds"] = round(time.perf_counter() - start, 1)
+    summary["megabytes"] = round(Path(out_path).stat().st_size / 1e6, 2)
+    return summary
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="svbr calibrate",
+        description="Bake FP16 or INT8 (calibrated QuantizeLinear/DequantizeLinear pairs) into an "
+        "SVBR-Net ONNX model, with float32 inputs and output; TensorRT builds it as a strongly typed network.",
+    )
+    parser.add_argument("--precision", choices=TARGET_PRECISIONS, required=True)
+    parser.add_argument("--onnx", type=Path, required=True, help="FP32 model from `svbr export`")
+    parser.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    group = parser.add_argument_group("INT8 calibration set (validation-split images only)")
+    group.add_argument("--images", type=Path, default=os.environ.get("SVBR_SHARP_IMAGES"),
+                       help="folder of sharp images, the one `svbr synth` was given (default: $SVBR_SHARP_IMAGES)")
+    group.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
+                       help=f"calibration windows (default {DEFAULT_SAMPLES})")
+    group.add_argument("--method", choices=sorted(CALIBRATION_METHODS), default=DEFAULT_METHOD,
+                       help=f"activation-range method (default {DEFAULT_METHOD})")
+    group.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
+                       help=f"for --method percentile (default {DEFAULT_PERCENTILE})")
+    group.add_argument("--tile", type=int, default=DEFAULT_TILE_PX,
+                       help=f"deployment tile (px); windows are tile + 2*halo (default {DEFAULT_TILE_PX})")
+    group.add_argument("--halo", type=int, default=HALO_PX, help=f"deployment halo (px, default {HALO_PX})")
+    group.add_argument("--max-image-side", type=int, default=None,
+                       help="downscale photos larger than this first (default: native resolution)")
+    group.add_argument("--split-seed", type=int, default=0,
+                       help="seed of the train/validation split: the `svbr synth --seed` of the training cache (default 0)")
+    group.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+    group.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR,
+                       help=f"calibration-set cache root (default {DEFAULT_CACHE_DIR})")
+    group = parser.add_argument_group("FP16")
+    group.add_argument("--keep-fp32", default="",
+                       help="comma-separated op types or node names to keep in float32 (default: none)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    calibration = None
+    try:
+        if args.precision == "int8":
+            if args.images is None:
+                parser.error("--precision int8 needs --images DIR (the sharp images; or set $SVBR_SHARP_IMAGES)")
+            if args.samples < 1:
+                parser.error("--samples must be >= 1")
+            calibration = SetSettings("calibration", str(Path(args.images).resolve()), args.split_seed,
+                                      args.seed, args.tile, args.halo, args.max_image_side)
+        summary = calibrate(
+            args.onnx, args.out, args.precision,
+            calibration=calibration, samples=args.samples,
+            int8=Int8Settings(args.method, args.percentile),
+            keep_fp32=tuple(entry for entry in args.keep_fp32.split(",") if entry),
+            cache_dir=args.cache, progress=not args.quiet,
+        )
+    except (FileNotFoundError, ValueError) as error:
+        print(f"svbr calibrate: error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""What a precision graph must look like, checked without running it (the Polygraphy "check" role).
+
+TensorRT builds these graphs as strongly typed networks (SPEC §6), so the
+precision is read from the graph itself, and these checks are the contract:
+
+* every precision: ``onnx.checker`` (full), inputs ``image`` N×3×H×W and
+  ``blur_map`` N×1×H×W and output ``sharp`` N×3×H×W, all float32, N/H/W dynamic;
+  only the exported operators plus ``Cast`` (FP16) or ``QuantizeLinear`` /
+  ``DequantizeLinear`` (INT8);
+* FP16: every floating-point initializer is float16, and every Conv /
+  ConvTranspose reads float16 weights;
+* INT8: every Conv / ConvTranspose reads its activation through a
+  QuantizeLinear → DequantizeLinear pair and its weight through a
+  (QuantizeLinear →) DequantizeLinear with per-output-channel scales (axis 0 for
+  Conv's O×I×kH×kW weight, axis 1 for ConvTranspose's I×O×kH×kW weight), all
+  int8 with zero points 0 (symmetric, as TensorRT requires); biases stay float.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from export.onnx_export import ALLOWED_OPS
+from runtime.constants import INPUT_IMAGE_NAME, INPUT_MAP_NAME, OUTPUT_NAME, PRECISIONS
+
+#: Operators each precision may add to the exported graph.
+EXTRA_OPS: dict[str, frozenset[str]] = {
+    "fp32": frozenset(),
+    "fp16": frozenset({"Cast"}),
+    "int8": frozenset({"QuantizeLinear", "DequantizeLinear"}),
+}
+
+#: The operators that carry weights and are quantized.
+WEIGHTED_OPS: tuple[str, ...] = ("Conv", "ConvTranspose")
+
+#: Per-output-channel axis of each weighted operator's weight (ONNX layouts).
+WEIGHT_CHANNEL_AXIS: dict[str, int] = {"Conv": 0, "ConvTranspose": 1}
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def metadata_of(model: onnx.ModelProto) -> dict[str, str]:
+    """The model's metadata_props as a dict."""
+    return {entry.key: entry.value for entry in model.metadata_props}
+
+
+def set_metadata(model: onnx.ModelProto, entries: dict[str, str]) -> None:
+    """Replace the model's metadata_props with ``entries`` (in place)."""
+    del model.metadata_props[:]
+    for key, value in entries.items():
+        model.metadata_props.add(key=key, value=value)
+
+
+def drop_unused_opsets(model: onnx.ModelProto) -> None:
+    """Remove opset imports of domains no node uses (the quantizer declares a dozen it never uses)."""
+    used = {node.domain for node in model.graph.node} | {"", "ai.onnx"}
+    keep = [entry for entry in model.opset_import if entry.domain in used]
+    del model.opset_import[:]
+    model.opset_import.extend(keep)
+
+
+def check_io_contract(model: onnx.ModelProto) -> None:
+    """Raise ``ValueError`` unless the I/O are ``image``, ``blur_map`` → ``sharp``, float32, N×C×H×W dynamic."""
+    inputs = {value.name: value for value in model.graph.input}
+    outputs = {value.name: value for value in model.graph.output}
+    if set(inputs) != {INPUT_IMAGE_NAME, INPUT_MAP_NAME} or set(outputs) != {OUTPUT_NAME}:
+        raise ValueError(f"graph I/O must be image, blur_map -> sharp, got {sorted(inputs)} -> {sorted(outputs)}")
+    for value, channels in ((inputs[INPUT_IMAGE_NAME], 3), (inputs[INPUT_MAP_NAME], 1), (outputs[OUTPUT_NAME], 3)):
+        tensor_type = value.type.tensor_type
+        if tensor_type.elem_type != onnx.TensorProto.FLOAT:
+            name = onnx.TensorProto.DataType.Name(tensor_type.elem_type)
+            raise ValueError(f"{value.name} must be float32 (the runtime feeds float32), got {name}")
+        dims = [d.dim_param or d.dim_value for d in tensor_type.shape.dim]
+        if dims != ["N", channels, "H", "W"]:
+            raise ValueError(f"{value.name} must be N×{channels}×H×W with dynamic N, H, W, got {dims}")
+
+
+@dataclass(frozen=True)
+class QDQSummary:
+    """The INT8 graph's quantization, as found by :func:`check_int8_graph`.
+
+    Attributes:
+        weighted_nodes: Conv + ConvTranspose nodes (every one is quantized).
+        qdq_pairs: QuantizeLinear → DequantizeLinear pairs (activations + weights).
+        activation_pairs: pairs on activations (shared by nodes reading one tensor).
+        weight_pairs: per-channel weight pairs (one per weighted node).
+    """
+
+    weighted_nodes: int
+    qdq_pairs: int
+    activation_pairs: int
+    weight_pairs: int
+
+
+def _initializers(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+
+
+def check_int8_graph(model: onnx.ModelProto) -> QDQSummary:
+    """Raise ``ValueError`` unless every Conv/ConvTranspose is QDQ-quantized as TensorRT needs.
+
+    Returns:
+        Counts of what was found.
+    """
+    producer = {output: node for node in model.graph.node for output in node.output}
+    initializers = _initializers(model)
+    problems: list[str] = []
+
+    def constant(name: str) -> np.ndarray | None:
+        return initializers.get(name)
+
+    def check_pair(dq: onnx.NodeProto | None, what: str, per_channel_axis: int | None,
+                   channels: int | None) -> onnx.NodeProto | None:
+        """Check DequantizeLinear ``dq`` (and its QuantizeLinear when present); return the Q node."""
+        if dq is None or dq.op_type != "DequantizeLinear":
+            problems.append(f"{what}: not read through DequantizeLinear")
+            return None
+        source = producer.get(dq.input[0])
+        raw = constant(dq.input[0])
+        if source is not None and source.op_type == "QuantizeLinear":
+            quantize = source
+        elif raw is not None and raw.dtype == np.int8:
+            quantize = None  # pre-quantized int8 weights: DequantizeLinear alone is the TensorRT pattern
+        else:
+            problems.append(f"{what}: DequantizeLinear is not fed by QuantizeLinear")
+            return None
+        for node in (n for n in (quantize, dq) if n is not None):
+            scale = constant(node.input[1])
+            zero_point = constant(node.input[2]) if len(node.input) > 2 else None
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            if scale is None:
+                problems.append(f"{what}: {node.op_type} scale is not a constant")
+                continue
+            if zero_point is None or zero_point.dtype != np.int8 or np.any(zero_point != 0):
+                problems.append(f"{what}: {node.op_type} zero point must be int8 0 (symmetric)")
+            if per_channel_axis is None:
+                if scale.size != 1:
+                    problems.append(f"{what}: activation scale must be per tensor, got {scale.size} values")
+            elif scale.ndim != 1 or scale.size != channels or axis != per_channel_axis:
+                problems.append(f"{what}: weight scale must be per output channel (axis {per_channel_axis}, "
+                                f"{channels} values), got axis {axis} with {scale.size} values")
+            if np.any(~np.isfinite(scale)) or np.any(scale <= 0):
+                problems.append(f"{what}: {node.op_type} scale must be finite and positive")
+        return quantize
+
+    weighted = [node for node in model.graph.node if node.op_type in WEIGHTED_OPS]
+    activation_pairs: set[str] = set()
+    weight_pairs = 0
+    for node in weighted:
+        label = f"{node.op_type} {node.name or node.output[0]}"
+        if check_pair(producer.get(node.input[0]), f"{label} input", None, None) is not None:
+            activation_pairs.add(node.input[0])
+        weight_dq = producer.get(node.input[1])
+        weight_source = weight_dq.input[0] if weight_dq is not None and weight_dq.input else ""
+        weight = constant(weight_source)
+        if weight is None and weight_source in producer:  # Q(W) -> DQ: the weight feeds the Q
+            weight = constant(producer[weight_source].input[0])
+        if weight is None:
+            problems.append(f"{label} weight: not a constant behind its QDQ pair")
+            continue
+        axis = WEIGHT_CHANNEL_AXIS[node.op_type]
+        if check_pair(weight_dq, f"{label} weight", axis, weight.shape[axis]) is not None:
+            weight_pairs += 1
+        if len(node.input) > 2 and node.input[2] and node.input[2] in producer:
+            problems.append(f"{label} bias must stay a float constant (TensorRT quantizes no bias)")
+    if problems:
+        raise ValueError("INT8 graph is not quantized as TensorRT requires:\n  " + "\n  ".join(problems[:20]))
+    pairs = sum(1 for node in model.graph.node if node.op_type == "DequantizeLinear"
+                and producer.get(node.input[0]) is not None
+                and producer[node.input[0]].op_type == "QuantizeLinear")
+    return QDQSummary(len(weighted), pairs, len(activation_pairs), weight_pairs)
+
+
+def check_fp16_graph(model: onnx.ModelProto) -> int:
+    """Raise ``ValueError`` unless weights are float16 and every weighted node computes in float16.
+
+    Returns:
+        The number of ``Cast`` nodes (the I/O casts plus two per op kept in float32).
+    """
+    # Ops deliberately kept in float32 (svbr calibrate --keep-fp32) are recorded in the recipe metadata.
+    recipe = json.loads(metadata_of(model).get("svbr.precision_recipe", "{}"))
+    kept = set(recipe.get("keep_fp32", []))
+    weighted = {node.input[1] for node in model.graph.node
+                if node.op_type in WEIGHTED_OPS and node.op_type not in kept and node.name not in kept}
+    initializer_types = {init.name: init.data_type for init in model.graph.initializer}
+    not_half = [name for name in weighted if initializer_types.get(name) != onnx.TensorProto.FLOAT16]
+    if not_half:
+        raise ValueError(f"FP16 graph: {len(not_half)} Conv/ConvTranspose weights are not float16, e.g. {not_half[0]}")
+    return sum(1 for node in model.graph.node if node.op_type == "Cast")
+
+
+def check_precision_graph(model: onnx.ModelProto, precision: str) -> QDQSummary | int | None:
+    """All checks for one precision; raise ``ValueError`` (or the checker's error) on the first failure.
+
+    Returns:
+        INT8: a :class:`QDQSummary`; FP16: the number of Cast nodes; FP32: ``None``.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
+    onnx.checker.check_model(model, full_check=True)
+    check_io_contract(model)
+    ops = {node.op_type for node in model.graph.node}
+    unexpected = ops - ALLOWED_OPS - EXTRA_OPS[precision]
+    if unexpected:
+        raise ValueError(f"unexpected operators in the {precision} graph: {sorted(unexpected)}")
+    if precision == "int8":
+        return check_int8_graph(model)
+    if precision == "fp16":
+        return check_fp16_graph(model)
+    return None
