@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from runtime.arguments import size_hw
 from runtime.backends import backend_names
 from runtime.constants import MAX_RADIUS_PX
 from runtime.defocus import blur
@@ -87,16 +88,6 @@ def side_by_side(blurry: np.ndarray, radius_px: np.ndarray, sharp_estimate: np.n
     return np.concatenate([_label(panel, caption) for panel, caption in zip(panels, captions)], axis=1)
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 360x480, got {text!r}") from None
-    if height < 32 or width < 32:
-        raise argparse.ArgumentTypeError(f"size must be at least 32x32, got {text!r}")
-    return height, width
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="svbr demo",
@@ -107,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, help="ONNX model (default: the bundled model)")
     parser.add_argument("--backend", default="auto", choices=backend_names(), help="inference backend (default auto)")
     parser.add_argument("--tile", type=int, default=512, help="tile edge in px; 0 = full frame (default 512)")
-    parser.add_argument("--size", type=_size, default=(360, 480), metavar="HxW", help="scene size (default 360x480)")
+    parser.add_argument("--size", type=lambda text: size_hw(text, minimum=32), default=(360, 480), metavar="HxW", help="scene size (default 360x480)")
     parser.add_argument("--max-radius", type=float, default=5.0, help="blur radius in px at the right edge (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="scene layout seed")
     return parser

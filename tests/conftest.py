@@ -47,3 +47,14 @@ def random_onnx_model(random_svbrnet, tmp_path_factory) -> Path:
     from export.onnx_export import export_onnx
 
     return export_onnx(random_svbrnet, tmp_path_factory.mktemp("models") / "svbrnet_random.onnx")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small tensors: one thread avoids OpenMP threads stalling each other on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

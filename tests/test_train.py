@@ -11,6 +11,9 @@ from training.model import load_model
 from training.train import Stage, TrainConfig, config_record, learning_rate_at, load_config, train
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 @pytest.fixture(scope="module")
 def tiny_cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")

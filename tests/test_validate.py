@@ -22,13 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARP_IMAGES = Path(os.environ.get("SVBR_SHARP_IMAGES", REPO.parent / "shared" / "datasets" / "sharp-train"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small tensors: one thread avoids OpenMP spin-waiting against whatever else runs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from runtime.arguments import size_hw
 from training.augment import propagate
 from training.synthesis import MAP_FAMILIES, MAPS_PER_IMAGE, blur, sample_blur_maps
 
@@ -198,22 +199,11 @@ def read_sample(path: Path) -> Sample:
                       augment_method=str(data["augment_method"]))
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'360x340' -> (360, 340), height × width."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 360x340 (H x W), got {text!r}") from None
-    if height < 8 or width < 8:
-        raise argparse.ArgumentTypeError(f"size must be at least 8x8, got {text!r}")
-    return height, width
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="svbr synth", description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=Path, required=True, help="folder of sharp images")
     parser.add_argument("--out", type=Path, required=True, help="cache directory to create or complete")
-    parser.add_argument("--size", type=parse_size, default=(360, 340), help="sample size HxW (default 360x340)")
+    parser.add_argument("--size", type=size_hw, default=(360, 340), help="sample size HxW (default 360x340)")
     parser.add_argument("--maps-per-image", type=int, default=MAPS_PER_IMAGE,
                         help=f"blur maps kept per image, spread over the families (default all {MAPS_PER_IMAGE})")
     parser.add_argument("--workers", type=int, default=max(1, multiprocessing.cpu_count()),

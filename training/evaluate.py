@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from runtime.metrics import psnr, ssim
 from training.baselines import choose_regularisation, layered_deconvolution
-from training.cache import SynthSettings, list_samples, parse_size, read_sample, synthesize
+from runtime.arguments import size_hw
+from training.cache import SynthSettings, list_samples, read_sample, synthesize
 from training.dataset import to_network_inputs
 from training.model import PRETRAINED_PATH, SVBRNet, load_model
 
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=Path, required=True, help="folder of sharp images (as given to svbr synth)")
     parser.add_argument("--cache", type=Path, default=Path("cache/sharp-train-360x340"),
                         help="`svbr synth` cache of those images; made or completed if needed")
-    parser.add_argument("--size", type=parse_size, default=(360, 340), help="sample size HxW if the cache is made")
+    parser.add_argument("--size", type=size_hw, default=(360, 340), help="sample size HxW if the cache is made")
     parser.add_argument("--maps-per-image", type=int, default=2, help="maps per image if the cache is made")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", type=Path, default=PRETRAINED_PATH,
