@@ -17,12 +17,15 @@ rerun skips what is done.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
+import multiprocessing.pool
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -136,6 +139,20 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would oversubscribe
 
 
+@contextlib.contextmanager
+def _worker_pool(workers: int) -> Iterator[multiprocessing.pool.Pool | None]:
+    """A process pool for ``workers`` > 1, else None (work in this process).
+
+    Workers are spawned, not forked: a fork of a process whose OpenMP or
+    ONNX Runtime threads hold locks (a test session, a notebook) can hang.
+    """
+    if workers <= 1:
+        yield None
+        return
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
+        yield pool
+
+
 def synthesize(images_dir: Path, out_dir: Path, settings: SynthSettings, workers: int = 1) -> dict:
     """Build (or complete) a cache; returns a summary dict."""
     images_dir = Path(images_dir)
@@ -162,10 +179,9 @@ def synthesize(images_dir: Path, out_dir: Path, settings: SynthSettings, workers
     jobs = [(name, p, index_of[p], settings, out_dir) for name, paths in split.items() for p in paths
             if counts[name] < expected[name]]  # a complete split needs no look at its images
     written, failures, start = 0, [], time.perf_counter()
-    with multiprocessing.get_context("fork").Pool(max(1, workers), initializer=_init_worker) as pool:
-        progress = tqdm(pool.imap_unordered(_make_samples, jobs), total=len(jobs), unit="image",
-                        desc="synth", file=sys.stderr)
-        for image, count, error in progress:
+    with _worker_pool(workers) as pool:
+        results = pool.imap_unordered(_make_samples, jobs) if pool else map(_make_samples, jobs)
+        for image, count, error in tqdm(results, total=len(jobs), unit="image", desc="synth", file=sys.stderr):
             written += count
             if error:
                 failures.append(image)
