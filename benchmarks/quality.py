@@ -272,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  note: {note}")
     print(f"quality: scoring {len(methods)} methods on {len(files)} validation samples × 2 maps", flush=True)
     scores = score_methods(files, methods, quiet=args.quiet, desc="quality")
+    skipped = scores.pop("skipped_blur_free")["count"]
+    if skipped:
+        notes.append(f"{skipped} of {len(files)} samples without blur (blurry == sharp) skipped")
     for deblurrer in opened:
         deblurrer.close()
 
@@ -291,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "cache": str(args.cache),
-        "samples": len(files),
+        "samples": len(files) - skipped,
         "backend": args.backend,
         "tile": args.tile,
         "threads": args.threads,

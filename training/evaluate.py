@@ -72,13 +72,22 @@ def score_methods(files: list[Path], methods: dict[str, Method], quiet: bool = F
                   desc: str = "eval") -> dict[str, dict[str, float]]:
     """Mean scores of every method on the given samples, with true and with augmented maps.
 
+    Samples whose blurry image equals the sharp one (a map with no blur above
+    0.5 px, which the disk model leaves untouched) are skipped: there is
+    nothing to deblur, and their infinite PSNR would swamp every mean. Their
+    number is reported as ``{"skipped_blur_free": {"count": N}}``.
+
     Returns:
         ``{method: {"<map kind>_psnr" (dB), "<map kind>_ssim", "<map kind>_colour_shift" (8-bit levels): mean}}``
         for map kinds ``MAP_KINDS``.
     """
     scores: dict[str, dict[str, list[float]]] = {}
+    skipped = 0
     for path in tqdm(files, desc=desc, unit="sample", disable=quiet, file=sys.stderr):
         sample = read_sample(path)
+        if np.array_equal(sample.blurry, sample.sharp):
+            skipped += 1
+            continue
         for map_kind in MAP_KINDS:
             radius = sample.true_map if map_kind == "true" else sample.augmented_map
             for method, run in methods.items():
@@ -87,8 +96,9 @@ def score_methods(files: list[Path], methods: dict[str, Method], quiet: bool = F
                 bucket.setdefault(f"{map_kind}_psnr", []).append(psnr(sample.sharp, output))
                 bucket.setdefault(f"{map_kind}_ssim", []).append(ssim(sample.sharp, output))
                 bucket.setdefault(f"{map_kind}_colour_shift", []).append(colour_shift(sample.sharp, output))
-    return {method: {key: float(np.mean(values)) for key, values in metrics.items()}
-            for method, metrics in scores.items()}
+    means = {method: {key: float(np.mean(values)) for key, values in metrics.items()}
+             for method, metrics in scores.items()}
+    return {**means, "skipped_blur_free": {"count": skipped}}
 
 
 def evaluate(cache: Path, model: SVBRNet, limit: int | None = None, quiet: bool = False) -> dict[str, Any]:
@@ -99,17 +109,21 @@ def evaluate(cache: Path, model: SVBRNet, limit: int | None = None, quiet: bool 
         "classical (layered Wiener)": lambda blurry, radius: layered_deconvolution(blurry, radius, regularisation),
         "SVBR-Net": lambda blurry, radius: run_network(model, blurry, radius),
     }
+    scores = score_methods(files, methods, quiet)
+    skipped = scores.pop("skipped_blur_free")["count"]
     return {
-        "samples": len(files),
+        "samples": len(files) - skipped,
+        "skipped_blur_free_samples": skipped,
         "classical_regularisation": regularisation,
         "classical_tuning_psnr": tuning_scores,
-        "methods": score_methods(files, methods, quiet),
+        "methods": scores,
     }
 
 
 def to_markdown(report: dict[str, Any]) -> str:
     lines = [
-        f"Validation split, {report['samples']} samples; mean SSIM / PSNR (dB); colour shift in 8-bit levels.",
+        f"Validation split, {report['samples']} samples ({report['skipped_blur_free_samples']} without blur "
+        "skipped); mean SSIM / PSNR (dB); colour shift in 8-bit levels.",
         "",
         "| method | true map | augmented map | colour shift (true map) |",
         "| --- | --- | --- | --- |",
