@@ -21,10 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime.backends.base import Backend, check_network_inputs
+from runtime.constants import PRECISIONS
 from runtime.deblurrer import BUNDLED_MODEL_PATH
-
-#: Precisions the benchmarks know, in table order.
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 
 #: Where `svbr calibrate` is told to write the reduced-precision models (the defaults of --model-fp16/int8).
 DEFAULT_MODEL_PATHS: dict[str, Path] = {

@@ -14,19 +14,23 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from runtime.constants import MAX_RADIUS_PX, SIZE_MULTIPLE
+from runtime.constants import SIZE_MULTIPLE
+from runtime.deblurrer import image_to_network, map_to_network
 from training.cache import Sample, list_samples, read_sample
 
 
 def to_network_inputs(blurry_rgb: np.ndarray, radius_px: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 H×W×3 RGB + radii (px) H×W -> image 3×H×W in [0, 1], map 1×H×W in [0, 1] (SPEC §1)."""
-    image = torch.from_numpy(np.ascontiguousarray(blurry_rgb.transpose(2, 0, 1))).float() / 255.0
-    blur_map = torch.from_numpy(np.clip(radius_px / MAX_RADIUS_PX, 0.0, 1.0)[None].astype(np.float32))
-    return image, blur_map
+    """uint8 H×W×3 RGB + radii (px) H×W -> image 3×H×W in [0, 1], map 1×H×W in [0, 1] (SPEC §1).
+
+    The normalisation is the runtime's own, so training sees exactly what deployment feeds.
+    """
+    image = image_to_network(blurry_rgb[None], channel_order="rgb")[0]
+    return torch.from_numpy(image), torch.from_numpy(map_to_network(radius_px[None])[0])
 
 
 def to_target(sharp_rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(sharp_rgb.transpose(2, 0, 1))).float() / 255.0
+    """uint8 H×W×3 RGB -> 3×H×W in [0, 1]."""
+    return torch.from_numpy(image_to_network(sharp_rgb[None], channel_order="rgb")[0])
 
 
 class PatchBatches(Dataset):
