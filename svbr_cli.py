@@ -11,13 +11,16 @@ import sys
 #: subcommand -> (module with a ``main(argv) -> int``, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("training.cache", "make cached synthetic training samples from sharp images"),
-    "train": ("training.train", "train SVBR-Net from a config file"),
+    "train": ("training.train", "train SVBR-Net from a config file (resumable)"),
+    "curve": ("training.curve", "learning curve of a training run: picture and table"),
     "eval": ("training.evaluate", "Table-1-style report: blurry, classical baseline, SVBR-Net"),
     "export": ("export.onnx_export", "export a checkpoint to ONNX"),
     "calibrate": ("calibration.cli", "make an FP16 or INT8 (QDQ) ONNX model"),
     "validate": ("calibration.validate", "accuracy of ONNX models against PyTorch FP32"),
     "build-engine": ("runtime.tensorrt_build", "build a TensorRT engine from an ONNX model"),
     "deblur": ("runtime.cli", "deblur an image (or a folder) given its blur map"),
+    "estimate": ("runtime.estimate_cli", "estimate the blur map of a photo (or a folder): radius per pixel"),
+    "stream": ("runtime.stream.cli", "deblur a video, image sequence, camera or network stream frame by frame"),
     "demo": ("runtime.demo", "self-contained demo: synthesise, blur, deblur, score"),
 }
 

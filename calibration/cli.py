@@ -7,6 +7,10 @@ engine builder and every other runtime then simply follow the graph's types.
     svbr calibrate --precision fp16 --onnx svbrnet.onnx --out svbrnet_fp16.onnx
     svbr calibrate --precision int8 --onnx svbrnet.onnx --out svbrnet_int8.onnx \\
         --images datasets/sharp-train --samples 32
+    svbr calibrate --precision int8 --target cpu ...   # integer kernels on ONNX Runtime's CPU provider
+
+A uint8-I/O model (``svbr export --io uint8``) stays uint8-I/O: its float core
+is converted and wrapped again (``--io`` changes the I/O kind).
 
 The output keeps the source model's ``svbr.*`` metadata (I/O contract, source
 checkpoint) with ``svbr.precision`` updated and ``svbr.precision_*`` entries
@@ -28,7 +32,15 @@ import onnx
 from calibration.dataset import DEFAULT_CACHE_DIR, DEFAULT_TILE_PX, SetSettings, build_set
 from calibration.fp16 import convert_to_fp16
 from calibration.graph import QDQSummary, check_precision_graph, file_sha256, metadata_of, set_metadata
-from calibration.int8 import CALIBRATION_METHODS, DEFAULT_METHOD, DEFAULT_PERCENTILE, Int8Settings, quantize_int8
+from export.io_wrap import IO_KINDS, io_kind, strip_uint8_io, wrap_uint8_io
+from calibration.int8 import (
+    CALIBRATION_METHODS,
+    DEFAULT_METHOD,
+    DEFAULT_PERCENTILE,
+    TARGETS,
+    Int8Settings,
+    quantize_int8,
+)
 from runtime.constants import HALO_PX
 
 #: Precisions ``svbr calibrate`` makes (fp32 is ``svbr export``'s).
@@ -73,6 +85,7 @@ def calibrate(
     keep_fp32: tuple[str, ...] = (),
     cache_dir: Path = DEFAULT_CACHE_DIR,
     progress: bool = True,
+    io: str | None = None,
 ) -> dict:
     """Make the ``precision`` graph of an FP32 model, check it, save it; return a summary dict.
 
@@ -86,11 +99,21 @@ def calibrate(
         keep_fp32: FP16 only: op types or node names kept in float32.
         cache_dir: calibration-set cache root.
         progress: progress bars on stderr.
+        io: graph I/O of the result, ``"float32"`` or ``"uint8"``; ``None`` = the source's
+            (a uint8-I/O source is unwrapped, its float core converted, and wrapped again
+            in the same channel order).
     """
     if precision not in TARGET_PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {TARGET_PRECISIONS}")
     start = time.perf_counter()
     source = load_fp32_model(onnx_path)
+    source_io = io_kind(source)
+    io = io or source_io
+    if io not in IO_KINDS:
+        raise ValueError(f"io must be one of {IO_KINDS}, got {io!r}")
+    channel_order = metadata_of(source).get("svbr.channel_order", "BGR").lower() if source_io == "uint8" else "bgr"
+    if source_io == "uint8":
+        source = strip_uint8_io(source)
     metadata = {**metadata_of(source), "svbr.precision": precision,
                 "svbr.precision_source": Path(onnx_path).name,
                 "svbr.precision_source_sha256": file_sha256(Path(onnx_path))}
@@ -112,6 +135,9 @@ def calibrate(
         metadata["svbr.precision_recipe"] = json.dumps(recipe)
         summary["calibration_set"] = str(paths[0].parent)
     set_metadata(result, metadata)
+    if io == "uint8":
+        result = wrap_uint8_io(result, channel_order)
+    summary["io"] = io
     checked = check_precision_graph(result, precision)
     if isinstance(checked, QDQSummary):
         summary.update(asdict(checked))
@@ -141,6 +167,9 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"activation-range method (default {DEFAULT_METHOD})")
     group.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
                        help=f"for --method percentile (default {DEFAULT_PERCENTILE})")
+    group.add_argument("--target", choices=TARGETS, default="tensorrt",
+                       help="tensorrt (default: symmetric int8 QDQ on the convolutions, TensorRT's pattern) or cpu "
+                       "(uint8 activations, quantized outputs: ONNX Runtime's CPU provider runs integer QLinearConv)")
     group.add_argument("--tile", type=int, default=DEFAULT_TILE_PX,
                        help=f"deployment tile (px); windows are tile + 2*halo (default {DEFAULT_TILE_PX})")
     group.add_argument("--halo", type=int, default=HALO_PX, help=f"deployment halo (px, default {HALO_PX})")
@@ -154,6 +183,8 @@ def _parser() -> argparse.ArgumentParser:
     group = parser.add_argument_group("FP16")
     group.add_argument("--keep-fp32", default="",
                        help="comma-separated op types or node names to keep in float32 (default: none)")
+    parser.add_argument("--io", choices=IO_KINDS, default=None,
+                        help="graph I/O of the result (default: the source model's; see `svbr export --io`)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -173,9 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         summary = calibrate(
             args.onnx, args.out, args.precision,
             calibration=calibration, samples=args.samples,
-            int8=Int8Settings(args.method, args.percentile),
+            int8=Int8Settings(args.method, args.percentile, args.target),
             keep_fp32=tuple(entry for entry in args.keep_fp32.split(",") if entry),
-            cache_dir=args.cache, progress=not args.quiet,
+            cache_dir=args.cache, progress=not args.quiet, io=args.io,
         )
     except (FileNotFoundError, ValueError) as error:
         print(f"svbr calibrate: error: {error}", file=sys.stderr)

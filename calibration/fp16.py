@@ -17,6 +17,12 @@ risk either: the largest activation any convolution reads on the calibration
 set is ~146 (float16 reaches 65504) and the largest folded weight ~7.6.
 ``keep_fp32`` is there to re-measure this on other weights.
 
+The residual head (the default, see ``training.model``) is the exception:
+its Add and Clip always stay float32, so the input image reaches the output
+at full precision (``image + correction``); only the correction the network
+computes is float16. A float16 copy of the image alone would move ~1 in 8 of
+the output pixels by one uint8 level.
+
 ONNX Runtime's CPU provider has no float16 kernels for most of these ops: it
 runs them by casting to float32 and back around each op. What is measured on
 CPU is therefore float16 *storage* of every weight and every intermediate
@@ -54,6 +60,7 @@ def convert_to_fp16(model: onnx.ModelProto, keep_fp32: Sequence[str] = ()) -> on
                          f"(op types: {sorted(op_types)})")
     block_ops = [entry for entry in keep_fp32 if entry in op_types]
     block_nodes = [entry for entry in keep_fp32 if entry in names and entry not in op_types]
+    block_nodes += residual_head_nodes(model)
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     converted = float16.convert_float_to_float16(
@@ -65,6 +72,17 @@ def convert_to_fp16(model: onnx.ModelProto, keep_fp32: Sequence[str] = ()) -> on
     )
     _restore_float32_outputs(converted)
     return converted
+
+
+def residual_head_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the residual head's Add (reading the graph input ``image``) and the Clip after it; [] for a sigmoid head."""
+    from runtime.constants import INPUT_IMAGE_NAME
+
+    add = next((n for n in model.graph.node if n.op_type == "Add" and INPUT_IMAGE_NAME in n.input), None)
+    if add is None:
+        return []
+    clips = [n.name for n in model.graph.node if n.op_type == "Clip" and add.output[0] in n.input]
+    return [add.name, *clips]
 
 
 def _restore_float32_outputs(model: onnx.ModelProto) -> None:

@@ -13,7 +13,11 @@ precision is read from the graph itself, and these checks are the contract:
   QuantizeLinear → DequantizeLinear pair and its weight through a
   (QuantizeLinear →) DequantizeLinear with per-output-channel scales (axis 0 for
   Conv's O×I×kH×kW weight, axis 1 for ConvTranspose's I×O×kH×kW weight), all
-  int8 with zero points 0 (symmetric, as TensorRT requires); biases stay float.
+  int8 with zero points 0 (symmetric, as TensorRT requires); biases stay float;
+* INT8 for CPUs (``--target cpu``, recorded in the recipe metadata): the
+  pattern ONNX Runtime fuses into QLinearConv instead (:func:`check_int8_cpu_graph`);
+* uint8 I/O (``svbr export --io uint8``): the ``io/`` wrapper's I/O and ops,
+  then all of the above on the float core inside it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from export.io_wrap import checked_float_core, io_kind
 from export.onnx_export import ALLOWED_OPS
 from runtime.constants import INPUT_IMAGE_NAME, INPUT_MAP_NAME, OUTPUT_NAME, PRECISIONS
 
@@ -185,6 +190,71 @@ def check_int8_graph(model: onnx.ModelProto) -> QDQSummary:
     return QDQSummary(len(weighted), pairs, len(activation_pairs), weight_pairs)
 
 
+def check_int8_cpu_graph(model: onnx.ModelProto) -> QDQSummary:
+    """Raise ``ValueError`` unless every Conv is in the QDQ pattern ONNX Runtime's CPU provider fuses to QLinearConv.
+
+    That is (``svbr calibrate --precision int8 --target cpu``): activation read
+    through uint8 QuantizeLinear → DequantizeLinear (per tensor, any zero point),
+    weight an int8 constant behind DequantizeLinear with per-output-channel
+    scales and zero points 0, bias an int32 constant behind DequantizeLinear,
+    output quantized (the Conv's only reader is a QuantizeLinear to uint8).
+
+    Returns:
+        Counts of what was found (``weighted_nodes`` counts Conv only; ConvTranspose stays float).
+    """
+    producer = {output: node for node in model.graph.node for output in node.output}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    initializers = _initializers(model)
+    problems: list[str] = []
+    activation_pairs: set[str] = set()
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    for node in convs:
+        label = f"Conv {node.name or node.output[0]}"
+        dq = producer.get(node.input[0])
+        quantize = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        if quantize is None or quantize.op_type != "QuantizeLinear":
+            problems.append(f"{label} input: not read through QuantizeLinear → DequantizeLinear")
+        elif initializers.get(quantize.input[2], np.zeros(0, np.int8)).dtype != np.uint8:
+            problems.append(f"{label} input: activations must be uint8 (asymmetric)")
+        else:
+            activation_pairs.add(quantize.output[0])
+        weight_dq = producer.get(node.input[1])
+        weight = initializers.get(weight_dq.input[0]) if weight_dq is not None else None
+        if weight_dq is None or weight_dq.op_type != "DequantizeLinear" or weight is None or weight.dtype != np.int8:
+            problems.append(f"{label} weight: not an int8 constant behind DequantizeLinear")
+        else:
+            scale = initializers.get(weight_dq.input[1])
+            zero_point = initializers.get(weight_dq.input[2]) if len(weight_dq.input) > 2 else None
+            if scale is None or scale.ndim != 1 or scale.size != weight.shape[0]:
+                problems.append(f"{label} weight: scales must be per output channel ({weight.shape[0]} values)")
+            if zero_point is not None and np.any(zero_point != 0):
+                problems.append(f"{label} weight: zero points must be 0 (symmetric)")
+        if len(node.input) > 2 and node.input[2]:
+            bias_dq = producer.get(node.input[2])
+            bias = initializers.get(bias_dq.input[0]) if bias_dq is not None else None
+            if bias is None or bias.dtype != np.int32:
+                problems.append(f"{label} bias: not an int32 constant behind DequantizeLinear")
+        out_readers = readers.get(node.output[0], [])
+        if [r.op_type for r in out_readers] != ["QuantizeLinear"]:
+            problems.append(f"{label} output: must be read by one QuantizeLinear only, got "
+                            f"{[r.op_type for r in out_readers]}")
+    if problems:
+        raise ValueError("CPU INT8 graph is not in ONNX Runtime's QLinearConv pattern:\n  " + "\n  ".join(problems[:20]))
+    pairs = sum(1 for node in model.graph.node if node.op_type == "DequantizeLinear"
+                and producer.get(node.input[0]) is not None
+                and producer[node.input[0]].op_type == "QuantizeLinear")
+    return QDQSummary(len(convs), pairs, len(activation_pairs), len(convs))
+
+
+def int8_target(model: onnx.ModelProto) -> str:
+    """``"cpu"`` or ``"tensorrt"``: the ``target`` of the INT8 recipe in the metadata (default tensorrt)."""
+    recipe = json.loads(metadata_of(model).get("svbr.precision_recipe", "{}"))
+    return recipe.get("target", "tensorrt")
+
+
 def check_fp16_graph(model: onnx.ModelProto) -> int:
     """Raise ``ValueError`` unless weights are float16 and every weighted node computes in float16.
 
@@ -211,6 +281,9 @@ def check_precision_graph(model: onnx.ModelProto, precision: str) -> QDQSummary 
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS}")
+    if io_kind(model) == "uint8":
+        # uint8 I/O (svbr export --io uint8): check the io/ wrapper, then the float core it wraps.
+        model = checked_float_core(model)
     onnx.checker.check_model(model, full_check=True)
     check_io_contract(model)
     ops = {node.op_type for node in model.graph.node}
@@ -218,7 +291,7 @@ def check_precision_graph(model: onnx.ModelProto, precision: str) -> QDQSummary 
     if unexpected:
         raise ValueError(f"unexpected operators in the {precision} graph: {sorted(unexpected)}")
     if precision == "int8":
-        return check_int8_graph(model)
+        return check_int8_cpu_graph(model) if int8_target(model) == "cpu" else check_int8_graph(model)
     if precision == "fp16":
         return check_fp16_graph(model)
     return None

@@ -132,6 +132,30 @@ def run_all(runner: Runner, samples: Sequence[WindowSample]) -> list[np.ndarray]
     return [np.asarray(runner(*sample.network_inputs()), dtype=np.float32) for sample in samples]
 
 
+def float_io_runner(backend: Backend) -> Runner:
+    """``backend.run`` with the float network contract, also for a uint8-I/O model (``svbr export --io uint8``).
+
+    A uint8-I/O model gets the window as uint8 (``rint(x × 255)``) in its channel
+    order and the radius in px; its uint8 output comes back as float RGB N×3×H×W.
+    Its score therefore includes the uint8 rounding of input and output, as deployed.
+    """
+    if getattr(backend, "io", "float32") != "uint8":
+        return backend.run
+    from runtime.constants import MAX_RADIUS_PX
+
+    flip = backend.io_channel_order == "bgr"
+
+    def run(image: np.ndarray, blur_map: np.ndarray) -> np.ndarray:
+        pixels = np.rint(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8).transpose(0, 2, 3, 1)
+        pixels = np.ascontiguousarray(pixels[..., ::-1] if flip else pixels)
+        radius = np.ascontiguousarray(blur_map[:, 0] * np.float32(MAX_RADIUS_PX), dtype=np.float32)
+        sharp = backend.run(pixels, radius)
+        sharp = sharp[..., ::-1] if flip else sharp
+        return np.ascontiguousarray(sharp.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255)
+
+    return run
+
+
 def open_backend(model: Path, backend: str, sample_size: tuple[int, int], cache_dir: Path | None = None) -> Backend:
     """A loaded backend for ``model``; for ``"tensorrt"`` an ONNX model is first built (or fetched from
     the engine cache) into an engine whose profile is exactly the validation sample size."""
@@ -218,12 +242,22 @@ def validate(
         "blurry_input": {"psnr_mean_db": blurry_truth["psnr_mean_db"], "ssim_mean": blurry_truth["ssim_mean"]},
         "models": [],
     }
+    rounded_reference: list[np.ndarray] | None = None
     for path in models:
         start = time.perf_counter()
         with open_backend(path, backend, samples[0].blurry.shape[:2], cache_dir) as runner:
-            outputs = run_all(runner.run, samples)
+            outputs = run_all(float_io_runner(runner), samples)
             precision, backend_name = runner.precision, runner.name
-        metrics = score_model(samples, reference_outputs, outputs, reference_truth)
+            uint8_io = getattr(runner, "io", "float32") == "uint8"
+        reference_used = reference_outputs
+        if uint8_io:
+            # A uint8-I/O model delivers uint8: it is compared with PyTorch's output as Deblurrer delivers it
+            # (rounded to uint8), so the thresholds measure the network, not the 8-bit output format.
+            if rounded_reference is None:
+                rounded_reference = [np.rint(np.clip(r, 0.0, 1.0) * 255) / 255 for r in reference_outputs]
+            reference_used = rounded_reference
+        metrics = score_model(samples, reference_used, outputs, reference_truth)
+        metrics["reference"] = "pytorch-fp32 rounded to uint8" if uint8_io else "pytorch-fp32"
         failures = judge(precision, metrics)
         report["models"].append({"model": str(path), "precision": precision, "backend": backend_name,
                                  "passed": not failures, "failures": failures,

@@ -3,9 +3,14 @@
 The graph: inputs ``image`` (N×3×H×W) and ``blur_map`` (N×1×H×W), output
 ``sharp`` (N×3×H×W), N, H and W dynamic (H, W multiples of 4); BatchNorm folded
 into the preceding convolutions before export, so the only operators are Conv,
-Relu, Add, AveragePool, ConvTranspose, Concat and Sigmoid (TensorRT- and
-quantisation-friendly). The model's ``svbr.*`` metadata carries the I/O
+Relu, Add, AveragePool, ConvTranspose, Concat and the head's Add + Clip (the
+default residual head) or Sigmoid (the paper's) — TensorRT- and
+quantisation-friendly. The model's ``svbr.*`` metadata carries the I/O
 contract (normalisation, receptive field, version) and the source checkpoint.
+
+``--io uint8`` wraps that graph (:mod:`export.io_wrap`): uint8 N×H×W×3 windows
+and radii in px in, uint8 N×H×W×3 out, the normalisation in ``io/`` nodes;
+``check_graph`` checks the wrapper and then the float core inside it.
 
 Regenerate the bundled model after the weights change: ``svbr export --bundled``.
 """
@@ -29,6 +34,7 @@ import onnx
 import torch
 from torch import nn
 
+from export.io_wrap import IO_KINDS, checked_float_core, io_kind, wrap_uint8_io
 from runtime.backends import create_backend
 from runtime.backends.compare import Comparison, compare_runners
 from runtime.constants import (
@@ -46,7 +52,8 @@ from runtime.constants import (
 DEFAULT_OPSET = 17
 
 #: The only operators an exported SVBR-Net may contain (SPEC §2, BatchNorm folded).
-ALLOWED_OPS = frozenset({"Conv", "Relu", "Add", "AveragePool", "ConvTranspose", "Concat", "Sigmoid"})
+#: The residual head (the default) ends in Add + Clip, the paper's in Sigmoid.
+ALLOWED_OPS = frozenset({"Conv", "Relu", "Add", "AveragePool", "ConvTranspose", "Concat", "Sigmoid", "Clip"})
 
 #: torch.onnx's two exporters; both give the same operators and outputs here.
 #: "torchscript" (the tracer, default): exports opset 17 natively, keeps readable
@@ -61,6 +68,11 @@ PARITY_SHAPES: list[tuple[int, int, int]] = [(1, 64, 64), (2, 36, 44), (1, 52, 7
 
 #: Largest acceptable ONNX Runtime vs PyTorch difference (float32, outputs in [0, 1]).
 PARITY_TOLERANCE = 1e-4
+
+#: Largest acceptable difference (uint8 levels) between a uint8-I/O graph and its float graph rounded:
+#: the same float arithmetic, but ORT may fuse the graphs differently, which can move a value
+#: that sits on a rounding boundary by one level.
+UINT8_PARITY_LEVELS = 1
 
 
 # --- graph preparation ----------------------------------------------------------
@@ -183,7 +195,26 @@ def _export_graph(model: nn.Module, exporter: str, opset: int) -> onnx.ModelProt
         else:
             raise ValueError(f"unknown exporter {exporter!r}; choose from {EXPORTERS}")
     _rename_dynamic_dims(proto)
+    _constants_to_initializers(proto)
     return proto
+
+
+def _constants_to_initializers(model: onnx.ModelProto) -> None:
+    """Move Constant nodes (the tracer emits the head's Clip bounds as such) into initializers.
+
+    The graph then holds only the operators of ``ALLOWED_OPS``; every runtime
+    treats an initializer and a Constant alike.
+    """
+    constants = [node for node in model.graph.node if node.op_type == "Constant"]
+    for node in constants:
+        attribute = next((a for a in node.attribute if a.name == "value"), None)
+        if attribute is None:
+            raise ValueError(f"Constant node {node.name} has no tensor 'value' attribute")
+        tensor = onnx.TensorProto()
+        tensor.CopyFrom(attribute.t)
+        tensor.name = node.output[0]
+        model.graph.initializer.append(tensor)
+        model.graph.node.remove(node)
 
 
 def check_graph(model: onnx.ModelProto, opset: int | None = None) -> None:
@@ -197,6 +228,10 @@ def check_graph(model: onnx.ModelProto, opset: int | None = None) -> None:
         model: the exported model.
         opset: the opset the default ONNX domain must have (``None``: any).
     """
+    if io_kind(model) == "uint8":
+        # uint8 I/O (``--io uint8``): the io/ wrapper around an unchanged float core, checked as such.
+        check_graph(checked_float_core(model), opset)
+        return
     versions = {entry.domain: entry.version for entry in model.opset_import}
     if opset is not None and versions.get("", versions.get("ai.onnx")) != opset:
         raise ValueError(f"exported opset {versions} differs from the requested {opset}")
@@ -221,6 +256,8 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     exporter: str = DEFAULT_EXPORTER,
     metadata: dict[str, str] | None = None,
+    io: str = "float32",
+    channel_order: str = "bgr",
 ) -> Path:
     """Fold BatchNorm, export, check and save an SVBR-Net as ONNX.
 
@@ -231,16 +268,24 @@ def export_onnx(
         exporter: one of ``EXPORTERS`` (default ``"torchscript"``).
         metadata: extra ``svbr.*`` entries (e.g. :func:`checkpoint_metadata`),
             added to :func:`contract_metadata`.
+        io: ``"float32"`` (N×3×H×W float I/O) or ``"uint8"`` (:func:`export.io_wrap.wrap_uint8_io`:
+            uint8 N×H×W×3 windows and a radius map in px in, uint8 out).
+        channel_order: for ``io="uint8"``: ``"bgr"`` or ``"rgb"`` uint8 I/O.
 
     Returns:
         ``out_path`` as a ``Path``.
     """
     proto = _export_graph(fold_batchnorm(model), exporter, opset)
     del proto.metadata_props[:]
-    entries = {**contract_metadata(), "svbr.exporter": f"torch {torch.__version__} {exporter}", **(metadata or {})}
+    entries = {**contract_metadata(), "svbr.head": getattr(model, "head", "sigmoid"),
+               "svbr.exporter": f"torch {torch.__version__} {exporter}", **(metadata or {})}
     for key, value in entries.items():
         proto.metadata_props.add(key=key, value=value)
     proto.doc_string = "SVBR-Net: non-blind deblurring of spatially varying defocus blur (svbr-net)"
+    if io not in IO_KINDS:
+        raise ValueError(f"io must be one of {IO_KINDS}, got {io!r}")
+    if io == "uint8":
+        proto = wrap_uint8_io(proto, channel_order)
     check_graph(proto, opset)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -268,6 +313,33 @@ def check_parity(
         return compare_runners(run_torch, backend, shapes or PARITY_SHAPES)
 
 
+def check_uint8_parity(
+    float_path: str | os.PathLike[str], uint8_path: str | os.PathLike[str],
+    shapes: list[tuple[int, int, int]] | None = None, seed: int = 0,
+) -> int:
+    """Largest |difference| in uint8 levels between a uint8-I/O model and its float model rounded.
+
+    The float model runs as ``Deblurrer`` runs it (numpy normalisation around
+    ONNX Runtime CPU); the uint8 model gets the raw uint8 windows (in its own
+    channel order) and radii in px, including radii above 6 px (clipped in both).
+    """
+    from runtime.deblurrer import image_to_network, map_to_network, network_to_image
+
+    rng = np.random.default_rng(seed)
+    worst = 0
+    with create_backend("onnxruntime-cpu", float_path, threads=1) as reference, \
+            create_backend("onnxruntime-cpu", uint8_path, threads=1) as wrapped:
+        order = wrapped.io_channel_order
+        for n, height, width in shapes or PARITY_SHAPES:
+            images = rng.integers(0, 256, (n, height, width, 3), dtype=np.uint8)
+            radii = rng.uniform(0.0, 7.0, (n, height, width)).astype(np.float32)
+            expected = network_to_image(reference.run(image_to_network(images, order), map_to_network(radii)),
+                                        np.dtype(np.uint8), order)
+            got = wrapped.run(images, radii)
+            worst = max(worst, int(np.abs(got.astype(np.int16) - expected.astype(np.int16)).max()))
+    return worst
+
+
 # --- command line -----------------------------------------------------------------
 
 
@@ -289,9 +361,16 @@ def _parser() -> argparse.ArgumentParser:
         "--bundled", action="store_true",
         help="write the runtime's bundled model (runtime/models/svbrnet.onnx); use after the weights change",
     )
+    parser.add_argument("--head", choices=("residual", "sigmoid"), default="residual",
+                        help="output head of the --random-init network (a checkpoint records its own)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     parser.add_argument("--exporter", choices=EXPORTERS, default=DEFAULT_EXPORTER,
                         help=f"torch.onnx exporter (default {DEFAULT_EXPORTER})")
+    parser.add_argument("--io", choices=IO_KINDS, default="float32",
+                        help="graph I/O: float32 (N×3×H×W in [0, 1], the default) or uint8 (raw N×H×W×3 windows "
+                        "and the radius map in px in, uint8 out; normalisation, rounding and layout in the graph)")
+    parser.add_argument("--channel-order", choices=("bgr", "rgb"), default="bgr",
+                        help="channel order of --io uint8 images (default bgr, OpenCV's)")
     parser.add_argument("--skip-parity", action="store_true", help="skip the ONNX Runtime vs PyTorch check")
     return parser
 
@@ -303,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.random_init is not None:
         torch.manual_seed(args.random_init)
-        model, extra = SVBRNet().eval(), {"svbr.source_checkpoint": f"random-init seed {args.random_init}"}
+        model, extra = SVBRNet(args.head).eval(), {"svbr.source_checkpoint": f"random-init seed {args.random_init}"}
     else:
         checkpoint = args.checkpoint or training.model.PRETRAINED_PATH
         if not checkpoint.is_file():
@@ -332,8 +411,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"svbr export: error: ONNX Runtime differs from PyTorch by {worst:.3g} "
               f"(> {PARITY_TOLERANCE:g}); nothing written", file=sys.stderr)
         return 1
+    if args.io == "uint8":
+        wrapped = out.with_name(out.name + ".unverified-uint8")
+        wrapped_model = wrap_uint8_io(onnx.load(str(unverified)), args.channel_order)
+        check_graph(wrapped_model, args.opset)
+        onnx.save(wrapped_model, str(wrapped))
+        if not args.skip_parity:
+            levels = check_uint8_parity(unverified, wrapped)
+            print(f"  parity uint8 I/O vs the float model rounded to uint8: max |Δ| = {levels} level(s)")
+            if levels > UINT8_PARITY_LEVELS:
+                unverified.unlink()
+                wrapped.unlink()
+                print(f"svbr export: error: uint8-I/O graph differs by {levels} levels; nothing written",
+                      file=sys.stderr)
+                return 1
+        unverified.unlink()
+        unverified = wrapped
     unverified.replace(out)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, opset {args.opset}, {args.exporter} exporter)")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, opset {args.opset}, {args.exporter} exporter, "
+          f"{args.io} I/O{' ' + args.channel_order.upper() if args.io == 'uint8' else ''})")
     return 0
 
 

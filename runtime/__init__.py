@@ -2,6 +2,7 @@
 
     >>> from runtime import Deblurrer
     >>> sharp = Deblurrer().deblur(image_bgr_uint8, radius_map_px)
+    >>> sharp, radius_map_px = Deblurrer().deblur(image_bgr_uint8, return_map=True)  # map estimated
 
 The public names are loaded on first use (PEP 562), so ``import runtime.constants``
 (which training does) stays free of onnxruntime and the backends.
@@ -18,6 +19,7 @@ _EXPORTS = {
     "Backend": "runtime.backends",
     "create_backend": "runtime.backends",
     "available_backends": "runtime.backends",
+    "estimate_blur_map": "runtime.estimate",
 }
 
 __all__ = sorted(_EXPORTS)

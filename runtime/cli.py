@@ -3,6 +3,7 @@
     svbr deblur photo.jpg --blur-map photo.npy -o sharp.png
     svbr deblur photo.jpg --blur-map photo_map.png --map-scale 0.05 -o sharp.png
     svbr deblur photos/ --blur-map maps/ -o sharp/
+    svbr deblur photo.jpg -o sharp.png          # no map: estimated (runtime.estimate_blur_map)
 
 A blur map is the defocus disk radius of every pixel, in px of that image:
 a ``.npy`` array (H×W, float radii) or an 8/16-bit single-channel PNG whose
@@ -100,25 +101,29 @@ def find_map(image_path: Path, map_folder: Path) -> Path:
     return found[0]
 
 
-def plan_jobs(input_path: Path, map_path: Path, output: str) -> list[tuple[Path, Path, Path]]:
+def plan_jobs(input_path: Path, map_path: Path | None, output: str) -> list[tuple[Path, Path | None, Path]]:
     """(image, map, output) triples; every file is checked to exist before any work starts.
 
     ``output`` is a folder when it exists as one or ends with a path separator.
+    ``map_path`` None: no maps (each is estimated from its image), map None in every triple.
     """
     output_path = Path(output)
     output_is_folder = output_path.is_dir() or output.endswith(("/", os.sep))
     if not input_path.exists():
         raise CliError(f"input not found: {input_path}")
     if input_path.is_dir():
-        if not map_path.is_dir():
+        if map_path is not None and not map_path.is_dir():
             raise CliError(f"input {input_path} is a folder, so --blur-map must be a folder too: {map_path}")
         if output_path.exists() and not output_path.is_dir():
             raise CliError(f"input {input_path} is a folder, so -o must be a folder: {output_path}")
         images = sorted(p for p in input_path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
             raise CliError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {input_path}")
-        return [(image, find_map(image, map_path), output_path / image.name) for image in images]
-    if map_path.is_dir():
+        return [(image, find_map(image, map_path) if map_path is not None else None, output_path / image.name)
+                for image in images]
+    if map_path is None:
+        pass
+    elif map_path.is_dir():
         map_path = find_map(input_path, map_path)
     elif not map_path.is_file():
         raise CliError(f"blur map not found: {map_path}")
@@ -138,14 +143,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="svbr deblur",
         description="Remove spatially varying defocus blur from an image (or a folder of images) given "
-        "its blur map: the defocus disk radius of every pixel, in px. Radii above 6 px are clipped to 6 px "
+        "its blur map: the defocus disk radius of every pixel, in px (without --blur-map the map is "
+        "estimated from the image). Radii above 6 px are clipped to 6 px "
         "(the largest blur SVBR-Net is trained for).",
     )
     parser.add_argument("input", type=Path, help="image file, or a folder of images")
     parser.add_argument(
-        "--blur-map", type=Path, required=True, metavar="MAP",
+        "--blur-map", type=Path, metavar="MAP",
         help="blur map: .npy of radii in px, or an 8/16-bit PNG (with --map-scale); "
-        "a folder of maps named like the images in folder mode",
+        "a folder of maps named like the images in folder mode. Omitted: each image's map is estimated "
+        "from the image itself (svbr estimate writes such a map)",
     )
     parser.add_argument("-o", "--output", required=True, help="output image file, or folder in folder mode")
     parser.add_argument(
@@ -160,12 +167,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _deblur_file(deblurrer: Deblurrer, image_path: Path, map_path: Path, map_scale: float | None,
+def _deblur_file(deblurrer: Deblurrer, image_path: Path, map_path: Path | None, map_scale: float | None,
                  show_tiles: bool) -> np.ndarray:
-    """Read, check and deblur one image; ``show_tiles`` draws a progress bar over its tiles."""
+    """Read, check and deblur one image (``map_path`` None: estimate its map); ``show_tiles`` draws a progress bar."""
     image = read_image(image_path)
-    radius = read_blur_map(map_path, map_scale)
-    if radius.shape != image.shape[:2]:
+    radius = read_blur_map(map_path, map_scale) if map_path is not None else None
+    if radius is not None and radius.shape != image.shape[:2]:
         raise CliError(
             f"blur map {map_path} is {radius.shape[1]}×{radius.shape[0]} px but image {image_path} is "
             f"{image.shape[1]}×{image.shape[0]} px"

@@ -14,21 +14,23 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from runtime.backends import Backend, create_backend
 from runtime.constants import HALO_PX, MAX_RADIUS_PX, SIZE_MULTIPLE
 from runtime.tiling import OnProgress, plan_tiles, run_tiled
+from runtime.validation import CHANNEL_ORDERS, validate_image
+
+if TYPE_CHECKING:
+    from runtime.stream import StreamRunner, StreamStats
 
 #: The default model, exported from the bundled weights (training/weights/svbrnet_cpu.pt).
 BUNDLED_MODEL_PATH = Path(__file__).resolve().parent / "models" / "svbrnet.onnx"
 
 #: The one command that (re)creates ``BUNDLED_MODEL_PATH`` from the bundled weights.
 REGENERATE_BUNDLED_MODEL = "svbr export --bundled"
-
-CHANNEL_ORDERS = ("bgr", "rgb")
-
 
 # --- normalisation: the network contract -------------------------------------
 
@@ -71,20 +73,7 @@ def validate_inputs(image: np.ndarray, blur_map: np.ndarray, channel_order: str)
         raise ValueError(
             f"image and blur_map must be numpy arrays, got {type(image).__name__} and {type(blur_map).__name__}"
         )
-    if image.ndim != 3:
-        raise ValueError(f"image must have 3 dimensions (H×W×3), got {image.ndim}: shape {image.shape}")
-    if image.shape[2] != 3:
-        raise ValueError(f"image must have 3 colour channels (H×W×3), got {image.shape[2]}: shape {image.shape}")
-    if image.dtype not in (np.uint8, np.float32):
-        raise ValueError(f"image dtype must be uint8 or float32 (in [0, 1]), got {image.dtype}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"image is empty: shape {image.shape}")
-    if image.dtype == np.float32:
-        low, high = float(image.min()), float(image.max())
-        if not (np.isfinite(low) and np.isfinite(high)):
-            raise ValueError("float32 image contains NaN or infinite values")
-        if low < 0.0 or high > 1.0:
-            raise ValueError(f"float32 image values must lie in [0, 1], got {low:.4g}..{high:.4g}")
+    validate_image(image, channel_order)
     if blur_map.ndim != 2:
         raise ValueError(f"blur_map must have 2 dimensions (H×W radii in px), got {blur_map.ndim}: shape {blur_map.shape}")
     if blur_map.shape != image.shape[:2]:
@@ -170,26 +159,46 @@ class Deblurrer:
     def deblur(
         self,
         image: np.ndarray,
-        blur_map: np.ndarray,
+        blur_map: np.ndarray | None = None,
         *,
         channel_order: str = "bgr",
         on_progress: OnProgress | None = None,
-    ) -> np.ndarray:
+        return_map: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Remove spatially varying defocus blur.
 
         Args:
-            image: H×W×3, uint8 or float32 in [0, 1]; channels in ``channel_order``.
+            image: H×W×3, uint8 or float32 in [0, 1]; channels in ``channel_order``. Camera
+                formats too: mono (H×W or H×W×1), uint16, and 4 channels (alpha kept); see ``runtime.formats``.
             blur_map: H×W defocus disk radius per pixel in px (any real dtype),
                 >= 0; radii above 6 px are clipped to 6 px with a warning.
+                ``None``: estimated from the image by :func:`runtime.estimate_blur_map`.
             channel_order: ``"bgr"`` (OpenCV's order, the default) or ``"rgb"``.
             on_progress: called as ``on_progress(tiles_done, tiles_total)`` after every batch.
+            return_map: also return the blur map used (the estimate when ``blur_map`` is None).
 
         Returns:
-            The sharp image: same shape, dtype and channel order as ``image``.
+            The sharp image: same shape, dtype and channel order as ``image``;
+            with ``return_map``, the pair (sharp image, blur map used).
 
         Raises:
             ValueError: naming the problem with the inputs.
         """
+        from runtime.formats import deblur_camera_frame, is_camera_format
+
+        if is_camera_format(image):  # mono, uint16 or 4-channel frames: converted around this path, same format back
+            used: dict[str, np.ndarray] = {}
+
+            def colour_path(colour: np.ndarray, radius: np.ndarray | None, **kwargs: object) -> np.ndarray:
+                sharp, used["map"] = self.deblur(colour, radius, return_map=True, **kwargs)
+                return sharp
+
+            sharp = deblur_camera_frame(colour_path, image, blur_map, channel_order, on_progress=on_progress)
+            return (sharp, used["map"]) if return_map else sharp
+        if blur_map is None:
+            from runtime.estimate import estimate_blur_map  # numpy/OpenCV/SciPy only
+
+            blur_map = estimate_blur_map(image, channel_order=channel_order)
         validate_inputs(image, blur_map, channel_order)
         largest = float(blur_map.max())
         if largest > MAX_RADIUS_PX:
@@ -200,13 +209,17 @@ class Deblurrer:
                 stacklevel=2,
             )
 
+        if getattr(self.backend, "io", "float32") == "uint8":
+            sharp = self._deblur_uint8_io(image, blur_map, channel_order, on_progress)
+            return (sharp, blur_map) if return_map else sharp
+
         def run_batch(images: np.ndarray, radii: np.ndarray) -> np.ndarray:
             # Per window batch, so the float copies are only ever tile-sized.
             network_image = image_to_network(images, channel_order)
             sharp = self.backend.run(network_image, map_to_network(radii))
             return network_to_image(sharp, image.dtype, channel_order)
 
-        return run_tiled(
+        sharp = run_tiled(
             [image, blur_map],
             run_batch,
             tile=self.tile,
@@ -215,6 +228,60 @@ class Deblurrer:
             multiple=SIZE_MULTIPLE,
             on_progress=on_progress,
         )
+        return (sharp, blur_map) if return_map else sharp
+
+    def _deblur_uint8_io(self, image: np.ndarray, blur_map: np.ndarray, channel_order: str,
+                         on_progress: OnProgress | None) -> np.ndarray:
+        """A uint8-I/O model (``svbr export --io uint8``): raw uint8 windows and radii in px go straight in.
+
+        Normalisation, layout, rounding and clipping happen in the graph. A float32
+        image is converted to uint8 once (and the result back), so it gets uint8 precision.
+        """
+        model_order = self.backend.io_channel_order
+        source = image if image.dtype == np.uint8 else np.rint(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+
+        def run_batch(images: np.ndarray, radii: np.ndarray) -> np.ndarray:
+            if channel_order != model_order:
+                images = images[..., ::-1]
+            sharp = self.backend.run(np.ascontiguousarray(images), np.ascontiguousarray(radii, dtype=np.float32))
+            return sharp[..., ::-1] if channel_order != model_order else sharp
+
+        sharp = run_tiled([source, blur_map], run_batch, tile=self.tile, halo=self.halo,
+                          batch_size=self.batch_size, multiple=SIZE_MULTIPLE, on_progress=on_progress)
+        return sharp if image.dtype == np.uint8 else sharp.astype(np.float32) / np.float32(255)
+
+    def stream(self, source: object, sink: object = "null://", *, blur_map: object = None,
+               **options: object) -> "StreamStats":
+        """Deblur a video stream: source → deblur → sink in three threads (see ``runtime.stream``).
+
+        Args:
+            source: a name (video file, image folder/glob/``%06d`` pattern, ``/dev/video0``, ``rtsp://…``,
+                ``gst:…``, ``csi://0``, ``testsrc://…``), an object with ``read()``, or an iterable of frames.
+            sink: a name (``out.mkv``/``.mp4``/``.avi``, ``out/``, ``out/%06d.png``, ``null://``, ``gst:…``),
+                a callable ``fn(result)`` or an object with ``write(image)``.
+            blur_map: a radius, an H×W map (array, ``.npy``, PNG with ``map_scale``), an N×H×W array/``.npy``, a
+                folder of maps, a 16-bit map video, a callable ``fn(frame) -> map``, ``"estimate[:K]"``;
+                ``None`` = estimated per frame.
+            options: see :class:`runtime.stream.StreamRunner` (``drop``, ``queue``, timeouts, ``size``, ...).
+
+        Returns:
+            :class:`runtime.stream.StreamStats`. Raises ``SourceError``, ``SinkError``, ``MapError`` or
+            ``DeblurError`` (naming the source and frame) after the output has been finalised.
+        """
+        from runtime.stream import run_stream
+
+        return run_stream(self, source, sink, blur_map=blur_map, **options)
+
+    def frames(self, source: object, *, blur_map: object = None, **options: object) -> "StreamRunner":
+        """Iterator form of :meth:`stream`: ``for image, sharp in deblurrer.frames(source, blur_map=...)``.
+
+        Yields :class:`runtime.stream.Deblurred` (``index``, ``image``, ``sharp``, ``blur_map``, ...),
+        which unpacks as ``(image, sharp)``. Use it in a ``with`` block (or leave the loop) to stop
+        the threads; ``.stats`` holds the :class:`StreamStats`.
+        """
+        from runtime.stream import StreamRunner
+
+        return StreamRunner(self, source, None, blur_map=blur_map, **options)
 
     def close(self) -> None:
         """Release the backend."""

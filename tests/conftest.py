@@ -3,8 +3,9 @@
 The trained weights are not needed for contract tests: any weights exercise
 export, BatchNorm folding, parity and tiling. BatchNorm statistics are
 randomised (so folding changes the weights measurably) and the last layer is
-scaled up so outputs spread over (0, 1) instead of sitting at sigmoid(0) = 0.5,
-which would make parity and tiling comparisons too easy to pass.
+randomised (the residual head starts at zero, i.e. the identity) and scaled so
+outputs differ clearly from the input, which would make parity and tiling
+comparisons too easy to pass.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 
-def make_random_svbrnet(seed: int = 0):
+def make_random_svbrnet(seed: int = 0, head: str = "residual"):
     """An eval-mode ``SVBRNet`` with random weights and random BatchNorm statistics."""
     import torch
 
@@ -22,7 +23,7 @@ def make_random_svbrnet(seed: int = 0):
 
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = SVBRNet().eval()
+    model = SVBRNet(head).eval()
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -31,7 +32,11 @@ def make_random_svbrnet(seed: int = 0):
                 module.running_var.copy_(0.5 + 1.5 * torch.rand(channels, generator=generator))
                 module.weight.copy_(0.5 + torch.rand(channels, generator=generator))
                 module.bias.copy_(0.1 * torch.randn(channels, generator=generator))
-        model.image_branch.out[0].weight.mul_(15.0)
+        head_weight = model.image_branch.out[0].weight
+        if head == "residual":
+            head_weight.copy_(0.05 * torch.randn(head_weight.shape, generator=generator))
+        else:
+            head_weight.mul_(15.0)
     return model
 
 

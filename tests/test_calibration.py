@@ -130,10 +130,11 @@ def test_validation_samples_are_whole_images_with_ground_truth(images, tmp_path)
 def test_fp16_graph_is_valid_with_float32_io(models):
     model = onnx.load(str(models["fp16"]))
     casts = check_precision_graph(model, "fp16")  # checker, I/O contract, ops, float16 weights
-    assert casts == 3  # image and blur_map in, sharp out: nothing kept in float32 by default
+    assert casts == 3  # image and blur_map in; the head's correction out to the float32 Add + Clip
     for value in [*model.graph.input, *model.graph.output]:
         assert value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    kinds = {init.data_type for init in model.graph.initializer}
+    clip = next(n for n in model.graph.node if n.op_type == "Clip")
+    kinds = {init.data_type for init in model.graph.initializer if init.name not in clip.input}
     assert kinds == {onnx.TensorProto.FLOAT16}
 
 
@@ -145,8 +146,12 @@ def test_fp16_runs_on_onnxruntime_close_to_fp32(models, random_onnx_model):
     assert comparison.max_abs < 5e-3, comparison
 
 
-def test_fp16_keep_fp32_ops(random_onnx_model, tmp_path):
-    calibrate(random_onnx_model, tmp_path / "m.onnx", "fp16", keep_fp32=("Sigmoid",), progress=False)
+def test_fp16_keep_fp32_ops_of_the_sigmoid_head(random_onnx_model, tmp_path):
+    from export.onnx_export import export_onnx
+    from tests.conftest import make_random_svbrnet
+
+    sigmoid_model = export_onnx(make_random_svbrnet(head="sigmoid"), tmp_path / "sigmoid.onnx")
+    calibrate(sigmoid_model, tmp_path / "m.onnx", "fp16", keep_fp32=("Sigmoid",), progress=False)
     model = onnx.load(str(tmp_path / "m.onnx"))
     # One Cast into the Sigmoid; its float32 result is the output (the converter's trailing Cast is removed).
     assert check_precision_graph(model, "fp16") == 3
@@ -256,3 +261,13 @@ def test_cli_clear_errors(random_onnx_model, models, tmp_path, capsys, monkeypat
         main(["--precision", "int8", "--onnx", str(random_onnx_model), "--out", out])
     assert exit_info.value.code == 2
     assert "--images" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_residual_skip_path_stays_float32(models, precision):
+    """The image reaches the head's Add unquantized and in float32: the correction is what is approximate."""
+    model = onnx.load(str(models[precision]))
+    add = next(n for n in model.graph.node if n.op_type == "Add" and "image" in n.input)
+    clip = next(n for n in model.graph.node if n.op_type == "Clip")
+    assert add.output[0] in clip.input
+    assert clip.output[0] == "sharp"

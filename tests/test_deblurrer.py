@@ -94,12 +94,12 @@ def with_value(array: np.ndarray, value: float) -> np.ndarray:
 @pytest.mark.parametrize(
     "image, blur_map, kwargs, message",
     [
-        (np.zeros((8, 10), np.uint8), GOOD_MAP, {}, "3 dimensions"),
+        (np.zeros((10,), np.uint8), GOOD_MAP, {}, "3 dimensions"),  # mono H×W is a camera format (issue 11)
         (np.zeros((1, 8, 10, 3), np.uint8), GOOD_MAP, {}, "3 dimensions"),
-        (np.zeros((8, 10, 4), np.uint8), GOOD_MAP, {}, "3 colour channels"),
-        (np.zeros((8, 10, 1), np.uint8), GOOD_MAP, {}, "3 colour channels"),
+        (np.zeros((8, 10, 2), np.uint8), GOOD_MAP, {}, "3 colour channels"),  # 1 and 4 channels are accepted
+        (np.zeros((8, 10, 5), np.uint8), GOOD_MAP, {}, "3 colour channels"),
         (np.zeros((8, 10, 3), np.float64), GOOD_MAP, {}, "dtype must be uint8 or float32"),
-        (np.zeros((8, 10, 3), np.uint16), GOOD_MAP, {}, "dtype must be uint8 or float32"),
+        (np.zeros((8, 10, 3), np.int16), GOOD_MAP, {}, "dtype must be uint8 or float32"),  # uint16 is accepted
         (np.zeros((0, 10, 3), np.uint8), np.zeros((0, 10)), {}, "empty"),
         (np.zeros((8, 0, 3), np.uint8), np.zeros((8, 0)), {}, "empty"),
         (with_value(GOOD_IMAGE, np.nan), GOOD_MAP, {}, "NaN or infinite"),

@@ -34,7 +34,20 @@ def test_graph_is_clean_with_dynamic_sizes(random_onnx_model):
     ops = {node.op_type for node in model.graph.node}
     assert "BatchNormalization" not in ops
     assert ops <= ALLOWED_OPS
-    assert ops >= {"Conv", "ConvTranspose", "AveragePool", "Concat", "Sigmoid"}
+    assert ops >= {"Conv", "ConvTranspose", "AveragePool", "Concat", "Add", "Clip"}  # the residual head
+    assert "Sigmoid" not in ops and "Constant" not in ops  # the Clip bounds are initializers
+
+
+def test_sigmoid_head_exports_and_matches_pytorch(tmp_path):
+    from tests.conftest import make_random_svbrnet
+
+    model = make_random_svbrnet(head="sigmoid")
+    path = export_onnx(model, tmp_path / "sigmoid.onnx")
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert "Sigmoid" in ops and "Clip" not in ops
+    assert metadata_of(path)["svbr.head"] == "sigmoid"
+    for _, comparison in check_parity(model, path, [(1, 32, 36)]):
+        assert comparison.max_abs < PARITY_TOLERANCE
 
 
 def test_metadata_carries_the_contract(random_onnx_model):
@@ -47,6 +60,7 @@ def test_metadata_carries_the_contract(random_onnx_model):
     assert metadata["svbr.channel_order"] == "RGB"
     assert metadata["svbr.input_image_range"] == "[0, 1]"
     assert metadata["svbr.precision"] == "fp32"
+    assert metadata["svbr.head"] == "residual"
 
 
 def test_fold_batchnorm_keeps_the_function(random_svbrnet):
@@ -90,7 +104,8 @@ def test_cli_exports_a_checkpoint_with_provenance(random_svbrnet, tmp_path, caps
     check_graph(onnx.load(str(out)), opset=13)
     metadata = metadata_of(out)
     assert metadata["svbr.source_checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
-    assert json.loads(metadata["svbr.training_metadata"]) == {"steps": 7}
+    assert json.loads(metadata["svbr.training_metadata"]) == {"steps": 7, "head": "residual"}
+    assert metadata["svbr.head"] == "residual"
 
 
 def test_cli_defaults_to_the_bundled_weights(random_svbrnet, tmp_path, monkeypatch):

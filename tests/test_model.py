@@ -1,19 +1,49 @@
-"""SVBR-Net matches SPEC §2: parameter count, I/O contract, receptive field."""
+"""SVBR-Net matches SPEC §2: parameter count, I/O contract, receptive field; both output heads."""
 
 import pytest
 import torch
 
 from runtime.constants import RECEPTIVE_FIELD_PX
-from training.model import SVBRNet, count_parameters, load_model, save_checkpoint
+from training.model import HEADS, SVBRNet, count_parameters, load_model, save_checkpoint
 
 
-def test_parameter_count_matches_spec():
-    assert count_parameters(SVBRNet()) == 362_099
+@pytest.mark.parametrize("head", HEADS)
+def test_parameter_count_matches_spec(head):
+    assert count_parameters(SVBRNet(head)) == 362_099
+
+
+def test_heads_share_state_dict_keys():
+    assert SVBRNet("residual").state_dict().keys() == SVBRNet("sigmoid").state_dict().keys()
+
+
+def test_default_head_is_residual_and_unknown_head_is_rejected():
+    assert SVBRNet().head == "residual" == HEADS[0]
+    with pytest.raises(ValueError, match="head must be one of"):
+        SVBRNet("tanh")
+
+
+def test_untrained_residual_network_is_exactly_the_identity():
+    torch.manual_seed(0)
+    model = SVBRNet("residual").train()  # BatchNorm in training mode too: the zero head hides it
+    image = torch.rand(2, 3, 36, 44)
+    assert torch.equal(model(image, torch.rand(2, 1, 36, 44)), image)
+
+
+def test_residual_head_adds_a_clipped_correction():
+    torch.manual_seed(0)
+    model = SVBRNet("residual").eval()
+    with torch.no_grad():
+        model.image_branch.out[0].bias.copy_(torch.tensor([0.5, -0.5, 0.0]))
+        image = torch.rand(1, 3, 16, 16)
+        out = model(image, torch.rand(1, 1, 16, 16))
+    torch.testing.assert_close(out[0, 0], (image[0, 0] + 0.5).clamp(0, 1))
+    torch.testing.assert_close(out[0, 1], (image[0, 1] - 0.5).clamp(0, 1))
+    torch.testing.assert_close(out[0, 2], image[0, 2])
 
 
 def test_output_shape_and_range():
     torch.manual_seed(0)
-    model = SVBRNet().eval()
+    model = SVBRNet("sigmoid").eval()
     with torch.no_grad():
         out = model(torch.rand(2, 3, 36, 44), torch.rand(2, 1, 36, 44))
     assert out.shape == (2, 3, 36, 44)
@@ -32,10 +62,13 @@ def test_mismatched_map_is_rejected():
         SVBRNet()(torch.rand(1, 3, 32, 32), torch.rand(1, 1, 32, 36))
 
 
-def test_receptive_field_by_gradient():
+@pytest.mark.parametrize("head", HEADS)
+def test_receptive_field_by_gradient(head):
     """The set of input pixels with a non-zero gradient on one output pixel is 168 px wide."""
     torch.manual_seed(0)
-    model = SVBRNet().eval().double()
+    model = SVBRNet(head).eval().double()
+    if head == "residual":  # it starts at zero; small, so that the output clip stays inactive
+        torch.nn.init.normal_(model.image_branch.out[0].weight, std=1e-4)
     size = 256
     widths = []
     for centre in (128, 129, 130, 131):  # every alignment with the two 2x downsamplings
@@ -51,12 +84,23 @@ def test_receptive_field_by_gradient():
     assert min(widths) >= RECEPTIVE_FIELD_PX - 4
 
 
-def test_checkpoint_round_trip(tmp_path):
+@pytest.mark.parametrize("head", HEADS)
+def test_checkpoint_round_trip_keeps_the_head(tmp_path, head):
     torch.manual_seed(0)
-    model = SVBRNet().eval()
+    model = SVBRNet(head).eval()
+    torch.nn.init.normal_(model.image_branch.out[0].weight, std=0.1)
     save_checkpoint(tmp_path / "m.pt", model, {"note": "test"})
     loaded, metadata = load_model(tmp_path / "m.pt")
-    assert metadata == {"note": "test"}
+    assert metadata == {"note": "test", "head": head}
+    assert loaded.head == head
     x, b = torch.rand(1, 3, 16, 16), torch.rand(1, 1, 16, 16)
     with torch.no_grad():
         assert torch.equal(model(x, b), loaded(x, b))
+
+
+def test_checkpoint_without_a_head_is_the_papers(tmp_path):
+    """Checkpoints written before the residual head existed hold the sigmoid head."""
+    model = SVBRNet("sigmoid").eval()
+    torch.save({"model": model.state_dict(), "metadata": {}}, tmp_path / "old.pt")
+    loaded, _ = load_model(tmp_path / "old.pt")
+    assert loaded.head == "sigmoid"

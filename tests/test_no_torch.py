@@ -30,12 +30,16 @@ SCRIPT = textwrap.dedent(
     import numpy as np
     import runtime, runtime.cli, runtime.demo, runtime.tiling, runtime.metrics
     import runtime.backends.compare, runtime.backends.onnxruntime_backend
+    import runtime.stream, runtime.stream.cli
+    import runtime.estimate, runtime.estimate_cli, runtime.domain_transform
     from runtime import Deblurrer
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (30, 21, 3), dtype=np.uint8)
     sharp = Deblurrer({model!r}, tile=16).deblur(image, np.full((30, 21), 2.5, np.float32))
     assert sharp.shape == image.shape and sharp.dtype == np.uint8
+    sharp, estimated = Deblurrer({model!r}, tile=16).deblur(image, return_map=True)  # the map estimated
+    assert sharp.shape == image.shape and estimated.shape == image.shape[:2]
 
     np.save({map_path!r}, np.full((30, 21), 1.0, np.float32))
     import cv2

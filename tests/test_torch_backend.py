@@ -124,3 +124,21 @@ def test_registry_entry():
     spec = BACKENDS["torch-cuda"]
     assert (spec.module, spec.class_name, spec.options) == ("runtime.backends.torch_backend", "TorchCudaBackend",
                                                               {"device": "cuda"})
+
+
+def test_float32_skip_path_adds_the_correction_to_the_input(checkpoint, random_svbrnet):
+    """The half-precision CUDA path computes image + correction with a float32 image.
+
+    Half precision needs CUDA; here the same code path runs in float32, where it
+    must equal the network's own forward.
+    """
+    backend = TorchCudaBackend(checkpoint, device="cpu")
+    assert backend.metadata["svbr.head"] == "residual" and not backend._exact_skip
+    backend._exact_skip = True
+    rng = np.random.default_rng(1)
+    image = rng.random((1, 3, 32, 36), dtype=np.float32)
+    blur_map = rng.random((1, 1, 32, 36), dtype=np.float32)
+    with torch.no_grad():
+        expected = random_svbrnet(torch.from_numpy(image), torch.from_numpy(blur_map)).numpy()
+    assert np.abs(backend.run(image, blur_map) - expected).max() < 1e-5
+    assert "image_float32" in backend._buffers

@@ -1,89 +1,148 @@
-"""Training: the loss goes down, and save/resume reproduces an uninterrupted run exactly."""
+"""Training: the loss goes down, and a resumed run (with or without Adam's state) continues the schedule."""
 
 import dataclasses
+import json
+import os
+import signal
 
 import pytest
 import torch
 
 from tests.test_cache import make_images
-from training.cache import SynthSettings, synthesize
 from training.model import load_model
-from training.train import Stage, TrainConfig, config_record, learning_rate_at, load_config, train
-
+from training.train import (
+    Run, Stage, StopRequest, TrainConfig, bundle, config_record, learning_rate_at, load_config,
+    schedule_changes, train,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny_cache(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    make_images(root / "images", 5, size=(64, 64))
-    synthesize(root / "images", root / "cache", SynthSettings(64, 64, seed=0, maps_per_image=2), workers=1)
-    return root / "cache"
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("train") / "images"
+    make_images(folder, 5, size=(64, 64))
+    return folder
 
 
-def tiny_config(cache, **changes) -> TrainConfig:
+def tiny_config(**changes) -> TrainConfig:
     config = TrainConfig(
-        name="tiny", cache=str(cache), patch_size=64, batch_size=4, steps_per_epoch=4,
-        stages=(Stage("true_maps", 2, 0.0), Stage("augmented_maps", 1, 0.5)),
-        learning_rate=3e-3, l1_weight=1.0, val_samples=2, workers=0, seed=1,
+        name="tiny", sample_height=48, sample_width=48, patch_size=32, batch_size=4,
+        stages=(Stage("true_maps", 8, 0.0), Stage("estimated_maps", 4, 0.5)),
+        lr_schedule="cosine", learning_rate=3e-3, l1_weight=1.0, val_samples=1, val_every_steps=4,
+        checkpoint_every_steps=2, adam_warmup_steps=2, workers=0, seed=1,
     )
     return dataclasses.replace(config, **changes)
 
 
-def test_a_few_steps_lower_the_loss(tiny_cache, tmp_path):
-    config = tiny_config(tiny_cache, stages=(Stage("true_maps", 3, 0.0),), steps_per_epoch=6)
-    state = train(config, tmp_path / "run", device="cpu", quiet=True)
+def same_weights(a, b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_a_few_steps_lower_the_loss(images, tmp_path):
+    config = tiny_config(stages=(Stage("true_maps", 24, 0.0),), val_every_steps=8)
+    state = train(config, tmp_path / "run", images_dir=images, device="cpu", quiet=True)
     losses = [record["train_loss"] for record in state.history]
     assert losses[-1] < losses[0]
-    assert (tmp_path / "run" / "log.jsonl").read_text().count("\n") == 3
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in log] == [8, 16, 24]
+    assert {"val_true_psnr", "val_true_ssim", "val_blurry_psnr", "val_blurry_ssim"} <= set(log[0])
+    run = Run(tmp_path / "run")
+    assert run.resume.is_file() and run.optimizer.is_file() and run.best.is_file()
 
 
-def test_resume_continues_exactly(tiny_cache, tmp_path):
-    config = tiny_config(tiny_cache)
-    train(config, tmp_path / "straight", device="cpu", quiet=True)
-
-    interrupted = dataclasses.replace(config, stages=config.stages[:1])  # stop after stage 1...
-    train(interrupted, tmp_path / "resumed", device="cpu", quiet=True)
-    checkpoint = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)
-    checkpoint["metadata"]["config"] = config_record(config)  # ...as if the full run had been cut
-    torch.save(checkpoint, tmp_path / "resumed" / "last.pt")
-    state = train(config, tmp_path / "resumed", device="cpu", resume=True, quiet=True)
-
-    assert state.epoch == 3 and state.step == 12
-    straight, _ = load_model(tmp_path / "straight" / "last.pt")
-    resumed, _ = load_model(tmp_path / "resumed" / "last.pt")
-    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(a, b), name
+def test_resume_with_adam_state_continues_exactly(images, tmp_path):
+    config = tiny_config()
+    straight = train(config, tmp_path / "straight", images_dir=images, device="cpu", quiet=True)
+    first = train(config, tmp_path / "resumed", images_dir=images, device="cpu", max_steps=6, quiet=True)
+    assert first.step == 6
+    resumed = train(config, tmp_path / "resumed", images_dir=images, device="cpu", resume=True, quiet=True)
+    assert straight.step == resumed.step == 12 and resumed.resumes == 1
+    a, _ = load_model(tmp_path / "straight" / "resume.pt")
+    b, _ = load_model(tmp_path / "resumed" / "resume.pt")
+    assert same_weights(a, b)
 
 
-def test_existing_run_needs_resume(tiny_cache, tmp_path):
-    config = tiny_config(tiny_cache, stages=(Stage("true_maps", 1, 0.0),), steps_per_epoch=1)
-    train(config, tmp_path / "run", device="cpu", quiet=True)
+def test_resume_on_a_new_machine_rebuilds_adam_with_a_warm_up(images, tmp_path):
+    """Only the committed state (resume.pt) is there: the run goes on, with a learning-rate ramp."""
+    config = tiny_config()
+    train(config, tmp_path / "run", images_dir=images, device="cpu", max_steps=6, quiet=True)
+    Run(tmp_path / "run").optimizer.unlink()
+    state = train(config, tmp_path / "run", images_dir=images, device="cpu", resume=True, quiet=True)
+    assert state.step == 12
+    straight = train(config, tmp_path / "straight", images_dir=images, device="cpu", quiet=True)
+    assert state.history[-1]["step"] == straight.history[-1]["step"] == 12
+    a, _ = load_model(tmp_path / "run" / "resume.pt")
+    b, _ = load_model(tmp_path / "straight" / "resume.pt")
+    assert not same_weights(a, b)  # a different path (fresh moments), the same schedule position
+
+
+def test_existing_run_needs_resume(images, tmp_path):
+    config = tiny_config(stages=(Stage("true_maps", 1, 0.0),))
+    train(config, tmp_path / "run", images_dir=images, device="cpu", quiet=True)
     with pytest.raises(FileExistsError, match="--resume"):
-        train(config, tmp_path / "run", device="cpu", quiet=True)
+        train(config, tmp_path / "run", images_dir=images, device="cpu", quiet=True)
+
+
+def test_resume_refuses_another_schedule(images, tmp_path):
+    config = tiny_config(stages=(Stage("true_maps", 4, 0.0),))
+    train(config, tmp_path / "run", images_dir=images, device="cpu", max_steps=2, quiet=True)
+    with pytest.raises(ValueError, match="learning_rate"):
+        train(dataclasses.replace(config, learning_rate=1e-2), tmp_path / "run", images_dir=images,
+              device="cpu", resume=True, quiet=True)
+
+
+def test_schedule_changes_ignore_prose_and_new_settings():
+    saved = config_record(tiny_config())
+    current = {**config_record(tiny_config(description="reworded")), "a_new_setting": 1}
+    assert schedule_changes(saved, current) == []
+    assert schedule_changes(saved, config_record(tiny_config(batch_size=2))) == ["batch_size"]
+
+
+def test_stop_request_turns_sigterm_into_a_flag():
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_shipped_configs_load():
     paper = load_config("paper")
-    assert paper.batch_size == 8 and paper.learning_rate == 1e-3 and paper.l1_weight == 0
-    assert [s.epochs for s in paper.stages] == [32, 32]
+    assert paper.head == "sigmoid" and paper.l1_weight == 0 and paper.patch_size is None
+    assert paper.batch_size == 8 and paper.learning_rate == 1e-3
     assert [s.augmented_fraction for s in paper.stages] == [0.0, 0.5]
-    assert learning_rate_at(paper, 19, 0, 1) == pytest.approx(1e-3)
-    assert learning_rate_at(paper, 20, 0, 1) == pytest.approx(1e-4)
+    epoch = 2730  # 560 training photos × 39 maps / batch 8
+    assert [s.steps for s in paper.stages] == [32 * epoch, 32 * epoch]
+    assert learning_rate_at(paper, 20 * epoch - 1) == pytest.approx(1e-3)
+    assert learning_rate_at(paper, 20 * epoch) == pytest.approx(1e-4)
     cpu = load_config("cpu")
+    assert cpu.head == "residual" and cpu.total_steps >= 20_000
     assert [s.augmented_fraction for s in cpu.stages] == [0.0, 0.5]  # keeps the two-stage order
+    assert learning_rate_at(cpu, 0) == pytest.approx(1e-3)
+    assert learning_rate_at(cpu, cpu.total_steps) == pytest.approx(1e-5)
 
 
-def test_bundle_strips_training_state(tiny_cache, tmp_path):
-    from training.train import bundle
-
-    config = tiny_config(tiny_cache, stages=(Stage("true_maps", 1, 0.0),), steps_per_epoch=1)
-    train(config, tmp_path / "run", device="cpu", quiet=True)
-    metadata = bundle(tmp_path / "run" / "last.pt", out=tmp_path / "bundled.pt")
+def test_bundle_strips_training_state(images, tmp_path):
+    config = tiny_config(stages=(Stage("true_maps", 4, 0.0),))
+    train(config, tmp_path / "run", images_dir=images, device="cpu", quiet=True)
+    metadata = bundle(Run(tmp_path / "run").best, out=tmp_path / "bundled.pt")
     payload = torch.load(tmp_path / "bundled.pt", weights_only=False)
     assert set(payload) == {"model", "metadata"}
     assert metadata["config"]["name"] == "tiny" and "val_true_psnr" in metadata["validation"]
-    assert metadata["data"]["train_images"] + metadata["data"]["val_images"] == 5
+    assert metadata["head"] == "residual" and metadata["train_images"] + metadata["val_images"] == 5
     model, _ = load_model(tmp_path / "bundled.pt")
-    assert not model.training
+    assert not model.training and model.head == "residual"
+
+
+def test_learning_curve_from_a_run(images, tmp_path):
+    from training.curve import main as curve_main
+    from training.curve import read_log, to_markdown
+
+    config = tiny_config(stages=(Stage("true_maps", 4, 0.0), Stage("estimated_maps", 4, 0.5)))
+    train(config, tmp_path / "run", images_dir=images, device="cpu", quiet=True)
+    records = read_log(tmp_path / "run")
+    assert [r["step"] for r in records] == [4, 8]
+    table = to_markdown(records)
+    assert table.count("\n") == 4 and "| 8 | estimated_maps |" in table
+    assert curve_main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "reports")]) == 0
+    assert (tmp_path / "reports" / "learning_curve.png").stat().st_size > 1000

@@ -153,8 +153,20 @@ def _worker_pool(workers: int) -> Iterator[multiprocessing.pool.Pool | None]:
         yield pool
 
 
-def synthesize(images_dir: Path, out_dir: Path, settings: SynthSettings, workers: int = 1) -> dict:
-    """Build (or complete) a cache; returns a summary dict."""
+SPLITS = ("train", "val")
+
+
+def synthesize(images_dir: Path, out_dir: Path, settings: SynthSettings, workers: int = 1,
+               splits: tuple[str, ...] = SPLITS) -> dict:
+    """Build (or complete) a cache, or only some of its splits; returns a summary dict.
+
+    The split is always made over all the images; ``splits`` only chooses which
+    splits get samples (``("val",)``: an evaluation cache in minutes, since
+    training blurs its crops on the fly and needs no cache).
+    """
+    unknown = set(splits) - set(SPLITS)
+    if unknown or not splits:
+        raise ValueError(f"splits must be a non-empty subset of {SPLITS}, got {splits}")
     images_dir = Path(images_dir)
     images = find_images(images_dir)
     out_dir = Path(out_dir)
@@ -177,7 +189,7 @@ def synthesize(images_dir: Path, out_dir: Path, settings: SynthSettings, workers
     expected = {name: len(paths) * settings.maps_per_image for name, paths in split.items()}
     counts = {name: len(list((out_dir / name).glob("*_m??.npz"))) for name in split}
     jobs = [(name, p, index_of[p], settings, out_dir) for name, paths in split.items() for p in paths
-            if counts[name] < expected[name]]  # a complete split needs no look at its images
+            if name in splits and counts[name] < expected[name]]  # a complete split needs no look at its images
     written, failures, start = 0, [], time.perf_counter()
     with _worker_pool(workers) as pool:
         results = pool.imap_unordered(_make_samples, jobs) if pool else map(_make_samples, jobs)
@@ -225,13 +237,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=max(1, multiprocessing.cpu_count()),
                         help="worker processes (default: one per core)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the maps (default 0)")
+    parser.add_argument("--split", choices=("both", *SPLITS), default="both",
+                        help="which split gets samples (default both; `val` makes an evaluation cache)")
     args = parser.parse_args(argv)
     if not 1 <= args.maps_per_image <= MAPS_PER_IMAGE:
         parser.error(f"--maps-per-image must be 1..{MAPS_PER_IMAGE}")
     settings = SynthSettings(height=args.size[0], width=args.size[1], seed=args.seed,
                              maps_per_image=args.maps_per_image)
     try:
-        summary = synthesize(args.images, args.out, settings, workers=args.workers)
+        splits = SPLITS if args.split == "both" else (args.split,)
+        summary = synthesize(args.images, args.out, settings, workers=args.workers, splits=splits)
     except (FileNotFoundError, ValueError) as error:
         print(f"svbr synth: error: {error}", file=sys.stderr)
         return 2

@@ -1,8 +1,11 @@
 """`svbr eval --images DIR`: a Table-1-style report on the validation split.
 
 Rows: the blurry input, the classical layered Wiener baseline and SVBR-Net;
-columns: mean PSNR / SSIM with the true blur maps and with the augmented
-(estimated) maps, plus a colour check — the mean absolute shift of the
+columns: mean PSNR / SSIM with the true blur maps, with the augmented maps
+(the training-time simulation of an estimator: true map kept at edges,
+propagated) and with the map estimated by the runtime from the blurry image
+alone (``runtime.estimate_blur_map``, what ``svbr deblur`` without
+``--blur-map`` uses), plus a colour check — the mean absolute shift of the
 per-channel image means, in 8-bit levels — because SSIM alone hides colour
 drift (SPEC §4). Outputs are rounded to 8 bits, as a deployed model's are.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from runtime.estimate import estimate_blur_map
 from runtime.metrics import psnr, ssim
 from training.baselines import choose_regularisation, layered_deconvolution
 from runtime.arguments import size_hw
@@ -26,7 +31,7 @@ from training.cache import SynthSettings, list_samples, read_sample, synthesize
 from training.dataset import to_network_inputs
 from training.model import PRETRAINED_PATH, SVBRNet, load_model
 
-MAP_KINDS = ("true", "augmented")
+MAP_KINDS = ("true", "augmented", "estimated")
 TUNING_SAMPLES = 16
 
 
@@ -61,16 +66,42 @@ Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 def tune_classical(cache: Path, count: int = TUNING_SAMPLES) -> tuple[float, dict[float, float]]:
     """The classical baseline's Wiener regularisation, chosen on ``count`` training samples (true maps).
 
+    The samples are the cache's training split, or, for an evaluation cache
+    that has only the validation split (``svbr synth --split val``), ``count``
+    samples blurred on the fly from the training photos the manifest names, as
+    ``svbr train`` makes them. Never validation samples: the baseline must not
+    be tuned on what it is scored on.
+
     Returns:
         (best value, {value: mean PSNR in dB}), as :func:`choose_regularisation`.
     """
-    tuning = [read_sample(f) for f in spread(list_samples(cache, "train"), count)]
-    return choose_regularisation((s.blurry, s.true_map, s.sharp) for s in tuning)
+    try:
+        tuning = [read_sample(f) for f in spread(list_samples(cache, "train"), count)]
+        return choose_regularisation((s.blurry, s.true_map, s.sharp) for s in tuning)
+    except FileNotFoundError:
+        pass
+    from training.photos import PhotoSet, validation_crops
+
+    manifest = json.loads((Path(cache) / "manifest.json").read_text())
+    photos = PhotoSet(Path(manifest["images_dir"]), "train", SynthSettings(**manifest["settings"]))
+    crops = validation_crops(photos, count, seed=manifest["settings"]["seed"], estimated=False)
+    return choose_regularisation((c.blurry, c.true_radius_px, c.sharp) for c in crops)
+
+
+def runtime_estimate(blurry_rgb: np.ndarray) -> np.ndarray:
+    """The runtime's blur-map estimate of an RGB uint8 sample (its warnings, e.g. no edges, are silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return estimate_blur_map(blurry_rgb, channel_order="rgb")
 
 
 def score_methods(files: list[Path], methods: dict[str, Method], quiet: bool = False,
-                  desc: str = "eval") -> dict[str, dict[str, float]]:
-    """Mean scores of every method on the given samples, with true and with augmented maps.
+                  desc: str = "eval", map_kinds: tuple[str, ...] = ("true", "augmented")) -> dict[str, dict[str, float]]:
+    """Mean scores of every method on the given samples, with each kind of map in ``map_kinds``.
+
+    Map kinds: ``"true"``, ``"augmented"`` (the sample's estimated-style map) and
+    ``"estimated"`` (the runtime's estimate from the blurry image, ``svbr eval``'s
+    extra column; off by default because it costs an estimate per sample).
 
     Samples whose blurry image equals the sharp one (a map with no blur above
     0.5 px, which the disk model leaves untouched) are skipped: there is
@@ -79,7 +110,7 @@ def score_methods(files: list[Path], methods: dict[str, Method], quiet: bool = F
 
     Returns:
         ``{method: {"<map kind>_psnr" (dB), "<map kind>_ssim", "<map kind>_colour_shift" (8-bit levels): mean}}``
-        for map kinds ``MAP_KINDS``.
+        for the map kinds given.
     """
     scores: dict[str, dict[str, list[float]]] = {}
     skipped = 0
@@ -88,8 +119,11 @@ def score_methods(files: list[Path], methods: dict[str, Method], quiet: bool = F
         if np.array_equal(sample.blurry, sample.sharp):
             skipped += 1
             continue
-        for map_kind in MAP_KINDS:
-            radius = sample.true_map if map_kind == "true" else sample.augmented_map
+        maps = {"true": sample.true_map, "augmented": sample.augmented_map}
+        if "estimated" in map_kinds:
+            maps["estimated"] = runtime_estimate(sample.blurry)
+        for map_kind in map_kinds:
+            radius = maps[map_kind]
             for method, run in methods.items():
                 output = run(sample.blurry, radius)
                 bucket = scores.setdefault(method, {})
@@ -109,7 +143,7 @@ def evaluate(cache: Path, model: SVBRNet, limit: int | None = None, quiet: bool 
         "classical (layered Wiener)": lambda blurry, radius: layered_deconvolution(blurry, radius, regularisation),
         "SVBR-Net": lambda blurry, radius: run_network(model, blurry, radius),
     }
-    scores = score_methods(files, methods, quiet)
+    scores = score_methods(files, methods, quiet, map_kinds=MAP_KINDS)
     skipped = scores.pop("skipped_blur_free")["count"]
     return {
         "samples": len(files) - skipped,
@@ -125,12 +159,14 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"Validation split, {report['samples']} samples ({report['skipped_blur_free_samples']} without blur "
         "skipped); mean SSIM / PSNR (dB); colour shift in 8-bit levels.",
         "",
-        "| method | true map | augmented map | colour shift (true map) |",
-        "| --- | --- | --- | --- |",
+        "| method | true map | augmented map | map estimated by the runtime | colour shift (true map) |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for method, m in report["methods"].items():
+        estimated = (f"{m['estimated_ssim']:.3f} / {m['estimated_psnr']:.2f}" if "estimated_ssim" in m else "")
         lines.append(f"| {method} | {m['true_ssim']:.3f} / {m['true_psnr']:.2f} | "
-                     f"{m['augmented_ssim']:.3f} / {m['augmented_psnr']:.2f} | {m['true_colour_shift']:.2f} |")
+                     f"{m['augmented_ssim']:.3f} / {m['augmented_psnr']:.2f} | {estimated} | "
+                     f"{m['true_colour_shift']:.2f} |")
     lines += ["", f"Classical baseline regularisation (chosen on the training split): "
                   f"{report['classical_regularisation']:g}."]
     return "\n".join(lines) + "\n"
@@ -139,20 +175,26 @@ def to_markdown(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="svbr eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=Path, required=True, help="folder of sharp images (as given to svbr synth)")
-    parser.add_argument("--cache", type=Path, default=Path("cache/sharp-train-360x340"),
-                        help="`svbr synth` cache of those images; made or completed if needed")
+    parser.add_argument("--cache", type=Path, default=Path("cache/eval-val-360x340"),
+                        help="`svbr synth` cache of those images; its validation split is made or completed "
+                             "if needed (default: %(default)s)")
     parser.add_argument("--size", type=size_hw, default=(360, 340), help="sample size HxW if the cache is made")
-    parser.add_argument("--maps-per-image", type=int, default=2, help="maps per image if the cache is made")
+    parser.add_argument("--maps-per-image", type=int, default=1, help="maps per image if the cache is made")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", type=Path, default=PRETRAINED_PATH,
                         help="SVBR-Net checkpoint (default: the bundled weights)")
     parser.add_argument("--limit", type=int, help="evaluate at most this many validation samples")
-    parser.add_argument("--out", type=Path, default=Path("reports"), help="folder for eval.md and eval.json")
+    parser.add_argument("--out", type=Path, default=Path("reports/model"),
+                        help="folder for eval.md and eval.json (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes if samples must be made")
     args = parser.parse_args(argv)
     try:
-        synthesize(args.images, args.cache, SynthSettings(args.size[0], args.size[1], args.seed,
-                                                          args.maps_per_image), workers=args.workers)
+        # Only the validation split is needed (the baseline tunes on training photos, see tune_classical);
+        # an existing cache keeps its own settings.
+        manifest = args.cache / "manifest.json"
+        settings = (SynthSettings(**json.loads(manifest.read_text())["settings"]) if manifest.is_file()
+                    else SynthSettings(args.size[0], args.size[1], args.seed, args.maps_per_image))
+        synthesize(args.images, args.cache, settings, workers=args.workers, splits=("val",))
         model, metadata = load_model(args.checkpoint)
         report = evaluate(args.cache, model, args.limit)
     except (FileNotFoundError, ValueError) as error:

@@ -4,8 +4,15 @@ Two U-Net-like encoder-decoders: branch B reads the blur map, branch X the
 image; branch B's features are concatenated into branch X at every scale.
 
 I/O (SPEC §1): ``image`` float32 N×3×H×W RGB in [0, 1]; ``blur_map`` float32
-N×1×H×W, radius / ``MAX_RADIUS_PX`` in [0, 1]; output N×3×H×W in (0, 1).
+N×1×H×W, radius / ``MAX_RADIUS_PX`` in [0, 1]; output N×3×H×W in [0, 1].
 H and W must be multiples of ``SIZE_MULTIPLE`` (4).
+
+Output head (the one deviation from the paper, see README "Output head"):
+``residual`` (the default, the shipped model) predicts a correction added to
+the input, ``clip(image + conv3×3(x23), 0, 1)``, the convolution zero-initialised
+so that the untrained network is exactly the identity; ``sigmoid`` is the
+paper's ``sigmoid(conv3×3(x23))``. Both have the same 362,099 parameters and
+the same state-dict keys; checkpoints record which one they hold.
 """
 
 from __future__ import annotations
@@ -77,11 +84,29 @@ class T4(nn.Sequential):
         )
 
 
+#: The output heads SVBRNet can have; the first is the default.
+HEADS: tuple[str, ...] = ("residual", "sigmoid")
+
+
 class T5(nn.Sequential):
-    """Conv 3×3 (same) to 3 channels → sigmoid."""
+    """The paper's head: Conv 3×3 (same) to 3 channels → sigmoid."""
 
     def __init__(self, in_channels: int) -> None:
         super().__init__(nn.Conv2d(in_channels, 3, 3, padding=1, bias=True), nn.Sigmoid())
+
+
+class ResidualHead(nn.Sequential):
+    """Conv 3×3 (same) to 3 channels, zero-initialised: the correction added to the input image.
+
+    Starting at exactly zero makes the untrained network the identity, so
+    training starts from the photo's own colours and every step goes into
+    deblurring (the sigmoid head must first learn to reproduce the image).
+    """
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__(nn.Conv2d(in_channels, 3, 3, padding=1, bias=True))
+        nn.init.zeros_(self[0].weight)
+        nn.init.zeros_(self[0].bias)
 
 
 class MapBranch(nn.Module):
@@ -118,8 +143,11 @@ class MapBranch(nn.Module):
 class ImageBranch(nn.Module):
     """Branch X: restores the image, fed branch B's features at every scale."""
 
-    def __init__(self) -> None:
+    def __init__(self, head: str = HEADS[0]) -> None:
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
+        self.head = head
         self.x1 = T1(3, 8)
         self.x2_res = T2(8)
         self.x3 = T1(16, 8)
@@ -141,9 +169,20 @@ class ImageBranch(nn.Module):
         self.x21 = T1(16, 8)
         self.x22_res = T2(8)
         self.x23 = T1(48, 8)
-        self.out = T5(8)
+        self.out = ResidualHead(8) if head == "residual" else T5(8)
 
     def forward(self, image: Tensor, b: dict[str, Tensor]) -> Tensor:
+        out = self.out(self._features(image, b))
+        if self.head == "residual":
+            return torch.clamp(image + out, 0.0, 1.0)
+        return out
+
+    def correction(self, image: Tensor, b: dict[str, Tensor]) -> Tensor:
+        """The residual head's conv output (what ``forward`` adds to the image)."""
+        return self.out(self._features(image, b))
+
+    def _features(self, image: Tensor, b: dict[str, Tensor]) -> Tensor:
+        """x23: the 8-channel features the output head reads."""
         x2 = torch.cat([self.x2_res(self.x1(image)), b["b2"]], dim=1)
         x3 = self.x3(x2)
         x5 = self.x5(self.x4(x3))
@@ -157,16 +196,24 @@ class ImageBranch(nn.Module):
         x19 = self.x19(self.x18(x17))
         x20 = torch.cat([x3, self.x20_conv(x19)], dim=1)
         x22 = torch.cat([self.x22_res(self.x21(x20)), b["b16"]], dim=1)
-        return self.out(self.x23(x22))
+        return self.x23(x22)
 
 
 class SVBRNet(nn.Module):
-    """Non-blind deblurring network for spatially varying defocus blur (362,099 parameters)."""
+    """Non-blind deblurring network for spatially varying defocus blur (362,099 parameters).
 
-    def __init__(self) -> None:
+    Args:
+        head: ``"residual"`` (default, shipped) or ``"sigmoid"`` (the paper's); see the module docstring.
+    """
+
+    def __init__(self, head: str = HEADS[0]) -> None:
         super().__init__()
         self.map_branch = MapBranch()
-        self.image_branch = ImageBranch()
+        self.image_branch = ImageBranch(head)
+
+    @property
+    def head(self) -> str:
+        return self.image_branch.head
 
     def forward(self, image: Tensor, blur_map: Tensor) -> Tensor:
         """Deblur.
@@ -176,10 +223,22 @@ class SVBRNet(nn.Module):
             blur_map: N×1×H×W float, radius (px) / MAX_RADIUS_PX in [0, 1].
 
         Returns:
-            N×3×H×W sharp image in (0, 1).
+            N×3×H×W sharp image in [0, 1].
         """
         check_input_shapes(image.shape, blur_map.shape)
         return self.image_branch(image, self.map_branch(blur_map))
+
+    def correction(self, image: Tensor, blur_map: Tensor) -> Tensor:
+        """The residual head's output before it is added to the image: N×3×H×W, unbounded.
+
+        ``forward`` is ``clip(image + correction, 0, 1)``. A half-precision
+        runner computes the correction in float16 and adds it to the float32
+        image, so the skip path stays exact (as in the exported FP16/INT8 graphs).
+        """
+        if self.head != "residual":
+            raise ValueError(f"correction() needs the residual head; this network has the {self.head} head")
+        check_input_shapes(image.shape, blur_map.shape)
+        return self.image_branch.correction(image, self.map_branch(blur_map))
 
 
 def check_input_shapes(image_shape: tuple[int, ...], map_shape: tuple[int, ...]) -> None:
@@ -207,6 +266,8 @@ def save_checkpoint(path: Path | str, model: nn.Module, metadata: dict[str, Any]
     """Save weights, JSON-serialisable metadata and any extra training state."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, SVBRNet):
+        metadata = {**metadata, "head": model.head}
     payload = {"model": model.state_dict(), "metadata": json.loads(json.dumps(metadata)), **state}
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
@@ -221,10 +282,15 @@ def load_checkpoint(path: Path | str, map_location: str = "cpu") -> dict[str, An
     return torch.load(path, map_location=map_location, weights_only=False)
 
 
+def head_of(metadata: dict[str, Any]) -> str:
+    """The output head a checkpoint's metadata records (checkpoints from before the head existed: sigmoid)."""
+    return metadata.get("head", "sigmoid")
+
+
 def load_model(path: Path | str) -> tuple[SVBRNet, dict[str, Any]]:
-    """Eval-mode network and metadata from a checkpoint file."""
+    """Eval-mode network (with the head its metadata records) and metadata from a checkpoint file."""
     checkpoint = load_checkpoint(path)
-    model = SVBRNet()
+    model = SVBRNet(head_of(checkpoint.get("metadata", {})))
     model.load_state_dict(checkpoint["model"])
     return model.eval(), checkpoint.get("metadata", {})
 

@@ -12,7 +12,7 @@ import numpy as np
 from runtime.constants import RADIUS_LEVELS_PX
 from runtime.defocus import blur, disk_kernel, level_index, quantize_radius_px
 
-__all__ = ["RADIUS_LEVELS", "MAP_FAMILIES", "MAPS_PER_IMAGE", "blur", "disk_kernel", "level_index",
+__all__ = ["RADIUS_LEVELS", "MAP_FAMILIES", "MAPS_PER_IMAGE", "blur", "disk_kernel", "draw_map", "level_index",
            "quantize_radius_px", "sample_blur_maps"]
 
 #: The 23 disk radii (px) of the point spread functions: 0.5, 0.75, ..., 6.0.
@@ -66,7 +66,14 @@ def _along(profile: np.ndarray, height: int, width: int, axis: int, mirrored: bo
     return np.broadcast_to(profile[None, :] if axis == 1 else profile[:, None], (height, width))
 
 
-def _draw_map(family: str, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+def draw_map(family: str, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """One blur map of the given family (one of ``MAP_FAMILIES``): float32 H×W radii in px on the levels."""
+    if family not in MAP_FAMILIES:
+        raise ValueError(f"unknown map family {family!r}; families: {', '.join(MAP_FAMILIES)}")
+    return quantize_radius_px(_draw_raw_map(family, height, width, rng))
+
+
+def _draw_raw_map(family: str, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     kind, _, direction = family.partition("_")
     if kind == "uniform":
         return np.full((height, width), RADIUS_LEVELS[rng.integers(0, len(RADIUS_LEVELS))])
@@ -103,6 +110,5 @@ def sample_blur_maps(height: int, width: int, rng: np.random.Generator) -> np.nd
     maps = np.empty((MAPS_PER_IMAGE, height, width), dtype=np.float32)
     for family_index, family in enumerate(MAP_FAMILIES):
         for draw in range(DRAWS_PER_FAMILY):
-            raw = _draw_map(family, height, width, rng)
-            maps[family_index * DRAWS_PER_FAMILY + draw] = quantize_radius_px(raw)
+            maps[family_index * DRAWS_PER_FAMILY + draw] = draw_map(family, height, width, rng)
     return maps

@@ -1,10 +1,22 @@
-"""`svbr train --config CONFIG`: two-stage training of SVBR-Net (SPEC §4).
+"""`svbr train --config CONFIG`: two-stage training of SVBR-Net (SPEC §4), resumable anywhere.
 
 Stage 1 trains on true blur maps, stage 2 on a mix of true and estimated
-(augmented) maps. Every epoch ends with a validation pass, a checkpoint
-(``OUT/last.pt``) and a line in ``OUT/log.jsonl``; ``--resume`` continues
-from the last checkpoint and draws exactly the batches the uninterrupted run
-would have drawn (see ``training.dataset.PatchBatches``).
+maps. Batches are blurred on the fly from the sharp photos
+(``training.photos``): there is no cache to build, and batch ``k`` is a pure
+function of (seed, k), so a resumed run draws exactly the batches the
+uninterrupted run would have drawn.
+
+A run directory holds::
+
+    OUT/resume.pt      weights, step, best validation so far: small, meant to be committed
+    OUT/optimizer.pt   Adam's moments (3× the weights): local only
+    OUT/log.jsonl      one line per validation
+    OUT/best.pt        the weights of the best validation so far
+
+``--resume`` continues from ``resume.pt``. Without ``optimizer.pt`` (a brand-new
+machine) Adam's moments are rebuilt while the learning rate ramps up again
+over ``adam_warmup_steps``. The run checkpoints every ``checkpoint_every_steps``
+and on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import subprocess
 import sys
 import time
@@ -24,54 +37,62 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from training.cache import list_samples
-from training.dataset import PatchBatches, ValidationSamples
+from training.cache import SynthSettings
 from training.losses import deblur_loss, psnr_per_image, ssim_per_image
-from training.model import PRETRAINED_PATH, SVBRNet, load_checkpoint, save_checkpoint
+from training.model import HEADS, PRETRAINED_PATH, SVBRNet, load_checkpoint, save_checkpoint
+from training.photos import Crop, OnTheFlyBatches, PhotoSet, stack, validation_crops
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+#: Where the photos are when a config names none and --images is not given.
+DEFAULT_IMAGES = REPOSITORY_ROOT.parent / "shared" / "datasets" / "sharp-train"
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str
-    epochs: int
-    augmented_fraction: float  # share of samples drawn with their estimated map
+    steps: int
+    augmented_fraction: float  # share of crops given an estimated map instead of the true one
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     name: str
-    cache: str
     stages: tuple[Stage, ...]
+    head: str = HEADS[0]
+    sample_height: int = 360
+    sample_width: int = 340
     patch_size: int | None = None  # None: whole samples
     batch_size: int = 8
     learning_rate: float = 1e-3
-    lr_schedule: str = "step"  # "step": × lr_gamma every lr_step_epochs; "cosine": per step to min_lr
-    lr_step_epochs: int = 20
+    lr_schedule: str = "step"  # "step": × lr_gamma every lr_step_steps; "cosine": per step down to min_lr
+    lr_step_steps: int = 1
     lr_gamma: float = 0.1
     min_learning_rate: float = 1e-5
-    steps_per_epoch: int | None = None  # None: one pass over the training samples
+    adam_warmup_steps: int = 0  # after a resume without optimizer.pt: linear ramp while Adam's moments rebuild
     l1_weight: float = 0.0  # 0 = the paper's loss
-    identity_warmup_steps: int = 0  # first steps learn to reproduce the input (see README)
     channels_last: bool = False
     cpu_bf16: bool = False  # bfloat16 autocast on CPU
     cuda_amp: bool = True  # float16 autocast on CUDA
-    val_samples: int | None = None  # None: the whole validation split every epoch
+    val_samples: int = 24  # whole validation samples scored at every validation
+    val_every_steps: int = 500
+    checkpoint_every_steps: int = 200
     workers: int = 1
     seed: int = 0
     description: str = ""
 
     @property
-    def total_epochs(self) -> int:
-        return sum(stage.epochs for stage in self.stages)
+    def total_steps(self) -> int:
+        return sum(stage.steps for stage in self.stages)
 
-    def stage_of(self, epoch: int) -> Stage:
+    def stage_at(self, step: int) -> tuple[Stage, int]:
+        """The stage step ``step`` belongs to, and the step at which that stage ends."""
+        end = 0
         for stage in self.stages:
-            if epoch < stage.epochs:
-                return stage
-            epoch -= stage.epochs
-        raise IndexError("epoch past the schedule")
+            end += stage.steps
+            if step < end:
+                return stage, end
+        raise IndexError(f"step {step} is past the schedule ({self.total_steps} steps)")
 
 
 def load_config(path_or_name: str) -> TrainConfig:
@@ -83,11 +104,14 @@ def load_config(path_or_name: str) -> TrainConfig:
         shipped = ", ".join(p.stem for p in sorted(CONFIG_DIR.glob("*.json")))
         raise FileNotFoundError(f"config not found: {path_or_name} (shipped configs: {shipped})")
     raw = json.loads(path.read_text())
-    raw["stages"] = tuple(Stage(**stage) for stage in raw["stages"])
     unknown = set(raw) - set(TrainConfig.__dataclass_fields__)
     if unknown:
         raise ValueError(f"unknown keys in {path}: {sorted(unknown)}")
-    return TrainConfig(**raw)
+    raw["stages"] = tuple(Stage(**stage) for stage in raw["stages"])
+    config = TrainConfig(**raw)
+    if config.head not in HEADS:
+        raise ValueError(f"{path}: head must be one of {', '.join(HEADS)}, got {config.head!r}")
+    return config
 
 
 def config_record(config: TrainConfig) -> dict[str, Any]:
@@ -95,11 +119,23 @@ def config_record(config: TrainConfig) -> dict[str, Any]:
     return json.loads(json.dumps(asdict(config)))
 
 
-def learning_rate_at(config: TrainConfig, epoch: int, step: int, total_steps: int) -> float:
+def schedule_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Config keys whose values differ between a checkpoint and the current config.
+
+    The description is prose, and a key one of the two records lacks (a setting
+    added to ``TrainConfig`` after the run began) keeps its default, so neither
+    stops a resume.
+    """
+    return sorted(key for key in set(saved) & set(current)
+                  if key != "description" and saved[key] != current[key])
+
+
+def learning_rate_at(config: TrainConfig, step: int) -> float:
+    """The schedule's learning rate at optimiser step ``step`` (before any resume warm-up)."""
     if config.lr_schedule == "step":
-        return config.learning_rate * config.lr_gamma ** (epoch // config.lr_step_epochs)
+        return config.learning_rate * config.lr_gamma ** (step // config.lr_step_steps)
     if config.lr_schedule == "cosine":
-        progress = min(step / max(total_steps, 1), 1.0)
+        progress = min(step / max(config.total_steps, 1), 1.0)
         span = config.learning_rate - config.min_learning_rate
         return config.min_learning_rate + 0.5 * span * (1 + math.cos(math.pi * progress))
     raise ValueError(f"lr_schedule must be 'step' or 'cosine', got {config.lr_schedule!r}")
@@ -113,6 +149,18 @@ def pick_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN has native bfloat16 kernels here (AVX-512 BF16 / AMX).
+
+    Without them bfloat16 autocast is emulated: measured 10× slower than float32
+    on an AVX2-only EPYC, so ``cpu_bf16`` is then ignored.
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def git_commit() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -122,13 +170,13 @@ def git_commit() -> str | None:
 
 
 @torch.no_grad()
-def evaluate(model: SVBRNet, cache: Path, map_kind: str, limit: int | None, device: torch.device,
+def evaluate(model: SVBRNet, crops: list[Crop], device: torch.device,
              channels_last: bool = False) -> dict[str, float]:
-    """Mean PSNR (dB) and SSIM on whole validation samples."""
+    """Mean PSNR (dB) and SSIM of the network on whole validation samples."""
     model.eval()
     psnrs, ssims = [], []
-    for image, blur_map, sharp in ValidationSamples(cache, map_kind=map_kind, limit=limit):
-        image, blur_map, sharp = (t[None].to(device) for t in (image, blur_map, sharp))
+    for crop in crops:
+        image, blur_map, sharp = (t.to(device) for t in stack([crop]))
         if channels_last:
             image, blur_map = (t.contiguous(memory_format=torch.channels_last) for t in (image, blur_map))
         output = model(image, blur_map).float()
@@ -137,124 +185,225 @@ def evaluate(model: SVBRNet, cache: Path, map_kind: str, limit: int | None, devi
     return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))}
 
 
+def blurry_baseline(crops: list[Crop]) -> dict[str, float]:
+    """Mean PSNR (dB) and SSIM of the blurry inputs themselves, scored as :func:`evaluate` scores the network."""
+    psnrs, ssims = [], []
+    for crop in crops:
+        image, _, sharp = stack([crop])
+        psnrs.append(float(psnr_per_image(image, sharp)[0]))
+        ssims.append(float(ssim_per_image(image, sharp)[0]))
+    return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))}
+
+
 @dataclass
 class RunState:
-    epoch: int = 0  # epochs completed
     step: int = 0  # optimiser steps completed
-    seconds: float = 0.0
+    seconds: float = 0.0  # training time, validation included
+    best_score: float | None = None  # val_true_psnr of best.pt
+    resumes: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def train(config: TrainConfig, out_dir: Path, device: str = "auto", resume: bool = False,
-          cache: Path | None = None, quiet: bool = False) -> RunState:
-    """Run (or continue) the schedule; returns the final state. Checkpoints to ``out_dir/last.pt``."""
-    cache = Path(cache or config.cache)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+class StopRequest:
+    """Turns SIGTERM/SIGINT into a flag the loop checks after each step (then it checkpoints and returns)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopRequest":
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: no signal handling, nothing to restore
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Run:
+    """The files of a run directory (see the module docstring)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.dir = Path(out_dir)
+        self.resume = self.dir / "resume.pt"
+        self.optimizer = self.dir / "optimizer.pt"
+        self.log = self.dir / "log.jsonl"
+        self.best = self.dir / "best.pt"
+
+
+def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, device: str = "auto",
+          resume: bool = False, max_steps: int | None = None, quiet: bool = False) -> RunState:
+    """Run (or continue) the schedule; returns the state when it ends, stops or has made ``max_steps``.
+
+    Args:
+        config: the schedule.
+        out_dir: run directory (see the module docstring).
+        images_dir: folder of sharp photos (default: ``../shared/datasets/sharp-train``).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        resume: continue ``out_dir/resume.pt``; without it an existing run is an error.
+        max_steps: stop (checkpointed) after this many steps in this call.
+        quiet: no progress bar or messages.
+    """
+    images_dir = Path(images_dir or DEFAULT_IMAGES)
+    run = Run(out_dir)
+    run.dir.mkdir(parents=True, exist_ok=True)
     torch_device = pick_device(device)
     torch.manual_seed(config.seed)
 
-    model = SVBRNet().to(torch_device)
+    model = SVBRNet(config.head).to(torch_device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     use_cuda_amp = torch_device.type == "cuda" and config.cuda_amp
     scaler = torch.amp.GradScaler("cuda", enabled=use_cuda_amp)
     autocast_dtype = torch.float16 if use_cuda_amp else torch.bfloat16
-    autocast_enabled = use_cuda_amp or (torch_device.type == "cpu" and config.cpu_bf16)
+    autocast_enabled = use_cuda_amp or (torch_device.type == "cpu" and config.cpu_bf16 and cpu_has_fast_bf16())
 
     state = RunState()
-    notes: list[str] = []  # provenance carried from checkpoint to checkpoint (e.g. a changed schedule)
-    checkpoint_path = out_dir / "last.pt"
-    if resume and checkpoint_path.exists():
-        checkpoint = load_checkpoint(checkpoint_path, map_location=str(torch_device))
-        if checkpoint["metadata"]["config"] != config_record(config):
-            raise ValueError(f"{checkpoint_path} was written with another config; use another --out")
+    notes: list[str] = []  # provenance carried from checkpoint to checkpoint
+    warmup_until = 0  # steps before this one ramp the learning rate up (moments being rebuilt)
+    if resume and run.resume.exists():
+        checkpoint = load_checkpoint(run.resume, map_location=str(torch_device))
+        changed = schedule_changes(checkpoint["metadata"]["config"], config_record(config))
+        if changed:
+            raise ValueError(f"{run.resume} was written with another config (differs in {', '.join(changed)}); "
+                             "use another --out")
         model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scaler.load_state_dict(checkpoint["scaler"])
         state = RunState(**checkpoint["run_state"])
+        state.resumes += 1
         notes = list(checkpoint["metadata"].get("notes", []))
+        restored = False
+        if run.optimizer.exists():
+            saved = torch.load(run.optimizer, map_location=str(torch_device), weights_only=False)
+            if saved.get("step") == state.step:
+                optimizer.load_state_dict(saved["optimizer"])
+                scaler.load_state_dict(saved["scaler"])
+                restored = True
+        if not restored:
+            warmup_until = state.step + config.adam_warmup_steps
         if not quiet:
-            print(f"resuming {checkpoint_path} after epoch {state.epoch} (step {state.step})", file=sys.stderr)
-    elif checkpoint_path.exists() and not resume:
-        raise FileExistsError(f"{checkpoint_path} exists: pass --resume to continue it, or another --out")
+            how = "with Adam's state" if restored else f"rebuilding Adam's moments over {config.adam_warmup_steps} steps"
+            print(f"resuming {run.resume} at step {state.step} ({how})", file=sys.stderr)
+    elif run.resume.exists() and not resume:
+        raise FileExistsError(f"{run.resume} exists: pass --resume to continue it, or another --out")
+    if state.step >= config.total_steps:
+        return state
 
-    steps_per_epoch = config.steps_per_epoch or max(1, len(list_samples(cache, "train")) // config.batch_size)
-    total_steps = steps_per_epoch * config.total_epochs
-    log_path = out_dir / "log.jsonl"
+    settings = SynthSettings(config.sample_height, config.sample_width, config.seed)
+    val_photos = PhotoSet(images_dir, "val", settings)
+    val_sets = {"true": validation_crops(val_photos, config.val_samples, config.seed, estimated=False)}
+    if any(stage.augmented_fraction for stage in config.stages):
+        val_sets["estimated"] = validation_crops(val_photos, config.val_samples, config.seed, estimated=True)
+    train_photos = PhotoSet(images_dir, "train", settings, lazy=True)
 
-    while state.epoch < config.total_epochs:
-        stage = config.stage_of(state.epoch)
-        batches = PatchBatches(cache, config.patch_size, config.batch_size, stage.augmented_fraction,
-                               config.seed, length=total_steps)
-        steps = range(state.step, state.step + steps_per_epoch)
-        loader = DataLoader(batches, batch_size=None, sampler=steps, num_workers=config.workers,
-                            prefetch_factor=4 if config.workers else None)
-        lr = learning_rate_at(config, state.epoch, state.step, total_steps)
+    def metadata() -> dict[str, Any]:
+        return {"config": config_record(config), "commit": git_commit(), "images_dir": str(images_dir),
+                "train_images": len(train_photos.paths), "val_images": len(val_photos.paths),
+                "step": state.step, "validation": state.history[-1] if state.history else {},
+                "notes": notes}
+
+    def checkpoint() -> None:
+        save_checkpoint(run.resume, model, metadata(), run_state=asdict(state))
+        torch.save({"step": state.step, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()},
+                   run.optimizer)
+
+    # The blurry input's own scores on the validation set: the level the curve must clear.
+    blurry_scores = {f"val_blurry_{k}": round(v, 5) for k, v in blurry_baseline(val_sets["true"]).items()}
+
+    def validate(stage: Stage, lr: float, losses: list[float]) -> None:
+        record: dict[str, Any] = {"step": state.step, "stage": stage.name, "lr": lr,
+                                  "train_loss": float(np.mean(losses)) if losses else None,
+                                  "seconds": round(state.seconds, 1), **blurry_scores}
+        for kind, crops in val_sets.items():
+            scores = evaluate(model, crops, torch_device, config.channels_last)
+            record.update({f"val_{kind}_psnr": round(scores["psnr"], 4), f"val_{kind}_ssim": round(scores["ssim"], 5)})
         model.train()
-        losses: list[float] = []
-        started = time.perf_counter()
-        progress = tqdm(loader, total=steps_per_epoch, disable=quiet, file=sys.stderr,
-                        desc=f"epoch {state.epoch + 1}/{config.total_epochs} ({stage.name})")
-        for image, blur_map, sharp in progress:
-            lr = learning_rate_at(config, state.epoch, state.step, total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            image, blur_map, sharp = (t.to(torch_device, non_blocking=True) for t in (image, blur_map, sharp))
-            if config.channels_last:
-                image, blur_map = (t.contiguous(memory_format=torch.channels_last) for t in (image, blur_map))
-            # Identity warm-up: the network first learns to pass the input through,
-            # so deblurring starts from the blurry image's colours, not from grey.
-            target = image if state.step < config.identity_warmup_steps else sharp
-            with torch.autocast(torch_device.type, dtype=autocast_dtype, enabled=autocast_enabled):
-                output = model(image, blur_map)
-            loss = deblur_loss(output, target, config.l1_weight)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            losses.append(float(loss.detach()))
-            state.step += 1
-            progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", lr=f"{lr:.1e}")
-
-        state.epoch += 1
-        state.seconds += time.perf_counter() - started
-        record: dict[str, Any] = {"epoch": state.epoch, "step": state.step, "stage": stage.name,
-                                  "lr": lr, "train_loss": float(np.mean(losses)),
-                                  "seconds": round(state.seconds, 1)}
-        for map_kind in ("true", "augmented") if stage.augmented_fraction else ("true",):
-            metrics = evaluate(model, cache, map_kind, config.val_samples, torch_device, config.channels_last)
-            record.update({f"val_{map_kind}_psnr": metrics["psnr"], f"val_{map_kind}_ssim": metrics["ssim"]})
         state.history.append(record)
-        with log_path.open("a") as log:
+        with run.log.open("a") as log:
             log.write(json.dumps(record) + "\n")
+        if state.best_score is None or record["val_true_psnr"] > state.best_score:
+            state.best_score = record["val_true_psnr"]
+            save_checkpoint(run.best, model, metadata(), seconds=state.seconds)
         if not quiet:
-            print(json.dumps(record), file=sys.stderr)
-        metadata = {"config": config_record(config), "commit": git_commit(), "cache": str(cache),
-                    "train_samples": len(batches.files), "epoch": state.epoch, "step": state.step,
-                    "validation": {k: v for k, v in record.items() if k.startswith("val_")},
-                    "notes": notes}
-        save_checkpoint(checkpoint_path, model, metadata, optimizer=optimizer.state_dict(),
-                        scaler=scaler.state_dict(), run_state=asdict(state))
+            tqdm.write(json.dumps(record), file=sys.stderr)
+
+    stop_at = config.total_steps if max_steps is None else min(config.total_steps, state.step + max_steps)
+    with StopRequest() as stop:
+        while state.step < stop_at and not stop.requested:
+            stage, stage_end = config.stage_at(state.step)
+            batches = OnTheFlyBatches(train_photos, config.patch_size, config.batch_size,
+                                      stage.augmented_fraction, config.seed, length=config.total_steps)
+            end = min(stage_end, stop_at)
+            loader = DataLoader(batches, batch_size=None, sampler=range(state.step, end),
+                                num_workers=config.workers, prefetch_factor=4 if config.workers else None,
+                                multiprocessing_context="spawn" if config.workers else None,
+                                persistent_workers=False)
+            model.train()
+            losses: list[float] = []
+            lr = learning_rate_at(config, state.step)
+            progress = tqdm(total=end - state.step, disable=quiet, file=sys.stderr, mininterval=10,
+                            desc=f"{stage.name} (steps {state.step}..{end} of {config.total_steps})")
+            started = time.perf_counter()
+            try:
+                for image, blur_map, sharp in loader:
+                    lr = learning_rate_at(config, state.step)
+                    if state.step < warmup_until:
+                        lr *= (state.step - (warmup_until - config.adam_warmup_steps) + 1) / config.adam_warmup_steps
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    image, blur_map, sharp = (t.to(torch_device, non_blocking=True) for t in (image, blur_map, sharp))
+                    if config.channels_last:
+                        image, blur_map = (t.contiguous(memory_format=torch.channels_last) for t in (image, blur_map))
+                    with torch.autocast(torch_device.type, dtype=autocast_dtype, enabled=autocast_enabled):
+                        output = model(image, blur_map)
+                    loss = deblur_loss(output, sharp, config.l1_weight)
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                    losses.append(float(loss.detach()))
+                    state.step += 1
+                    progress.update()
+                    progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", lr=f"{lr:.1e}", refresh=False)
+                    now = time.perf_counter()
+                    state.seconds += now - started
+                    started = now
+                    if state.step % config.val_every_steps == 0 or state.step == config.total_steps:
+                        validate(stage, lr, losses)
+                        losses = []
+                        started = time.perf_counter()  # validation time is not training time
+                    if state.step % config.checkpoint_every_steps == 0 or stop.requested:
+                        checkpoint()
+                    if stop.requested:
+                        break
+            except RuntimeError:
+                # A DataLoader worker killed by the same Ctrl+C: checkpoint what is done.
+                if not stop.requested:
+                    raise
+            finally:
+                progress.close()
+            checkpoint()
+    if stop.requested and not quiet:
+        print(f"stopped at step {state.step}; checkpoint {run.resume}", file=sys.stderr)
     return state
 
 
 def bundle(run_checkpoint: Path, out: Path = PRETRAINED_PATH) -> dict[str, Any]:
-    """Write the weights of a run's checkpoint, without optimiser state, as the bundled model.
-
-    The metadata keeps the config, commit, data and the last validation metrics.
-    """
+    """Write the weights of a run's checkpoint (``best.pt`` or ``resume.pt``) as the bundled model."""
     checkpoint = load_checkpoint(run_checkpoint)
     metadata = dict(checkpoint["metadata"])
-    manifest = Path(metadata["cache"]) / "manifest.json"
-    if manifest.is_file():
-        manifest_data = json.loads(manifest.read_text())
-        metadata["data"] = {"images_dir": manifest_data["images_dir"], "synth": manifest_data["settings"],
-                            "train_images": len(manifest_data["split"]["train"]),
-                            "val_images": len(manifest_data["split"]["val"])}
-    metadata["seconds"] = checkpoint["run_state"]["seconds"]
-    model = SVBRNet()
+    if "seconds" in checkpoint:
+        metadata["seconds"] = checkpoint["seconds"]
+    elif "run_state" in checkpoint:
+        metadata["seconds"] = checkpoint["run_state"]["seconds"]
+    model = SVBRNet(metadata.get("head", "sigmoid"))
     model.load_state_dict(checkpoint["model"])
     save_checkpoint(out, model.eval(), metadata)
     return metadata
@@ -263,28 +412,36 @@ def bundle(run_checkpoint: Path, out: Path = PRETRAINED_PATH) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="svbr train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True,
-                        help="config file, or a shipped config name: paper (SPEC §4, GPU) or cpu")
-    parser.add_argument("--cache", type=Path, help="`svbr synth` cache (default: the config's)")
-    parser.add_argument("--out", type=Path, help="run directory (default: runs/<config name>)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+                        help="config file, or a shipped config name: cpu (the shipped model) or paper (SPEC §4, GPU)")
+    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES,
+                        help="folder of sharp photos (default: %(default)s)")
+    parser.add_argument("--out", type=Path,
+                        help="run directory (default: training/runs/<config name>, whose small resume "
+                             "state is committed)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt")
+    parser.add_argument("--max-steps", type=int,
+                        help="stop (checkpointed) after this many steps; 0 with --bundle: only bundle")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--threads", type=int,
-                        help="CPU threads for PyTorch (default: all cores). On a shared machine use fewer: "
-                             "a thread that loses its core stalls every other thread at each operator")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for PyTorch (default 1, for a background run beside other work; "
+                             "a thread that loses its core stalls every other thread at each operator)")
     parser.add_argument("--bundle", action="store_true",
-                        help=f"afterwards, write the weights as the bundled model ({PRETRAINED_PATH.name})")
+                        help=f"afterwards, write OUT/best.pt as the bundled model ({PRETRAINED_PATH.name})")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     try:
         config = load_config(args.config)
-        out_dir = args.out or Path("runs") / config.name
-        state = train(config, out_dir, device=args.device, resume=args.resume, cache=args.cache)
+        out_dir = args.out or Path(__file__).resolve().parent / "runs" / config.name
+        state = None
+        if args.max_steps != 0:  # --max-steps 0 --bundle: bundle what the run has, train nothing
+            state = train(config, out_dir, images_dir=args.images, device=args.device, resume=args.resume,
+                          max_steps=args.max_steps)
         if args.bundle:
-            bundle(out_dir / "last.pt")
-            print(f"bundled weights written to {PRETRAINED_PATH}", file=sys.stderr)
+            metadata = bundle(Run(out_dir).best)
+            print(f"bundled weights of step {metadata['step']} written to {PRETRAINED_PATH}", file=sys.stderr)
     except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as error:
         print(f"svbr train: error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(state.history[-1] if state.history else {}, indent=1))
+    if state is not None:
+        print(json.dumps(state.history[-1] if state.history else {}, indent=1))
     return 0

@@ -28,6 +28,10 @@ class Backend(ABC):
         preferred_batch_size: tiles per :meth:`run` call that keep the device busy.
         model_path: the model file it loaded.
         metadata: the model's ``svbr.*`` metadata (strings), empty when it has none.
+        io: ``"float32"`` (the network contract of :meth:`run`) or ``"uint8"``
+            (``svbr export --io uint8``: :meth:`run` takes uint8 N×H×W×3 windows in
+            ``io_channel_order`` and radii in px, N×H×W float32, and returns uint8 N×H×W×3).
+        io_channel_order: ``"bgr"`` or ``"rgb"``: the channel order of a uint8-I/O model.
     """
 
     name: str
@@ -36,6 +40,8 @@ class Backend(ABC):
     preferred_batch_size: int = 1
     model_path: Path
     metadata: dict[str, str]
+    io: str = "float32"
+    io_channel_order: str = "rgb"
 
     @classmethod
     def is_available(cls, **options: object) -> bool:
@@ -91,6 +97,27 @@ def check_network_inputs(image: np.ndarray, blur_map: np.ndarray) -> None:
         raise ValueError(f"blur_map must be N×1×H×W = {(n, 1, height, width)}, got {blur_map.shape}")
     if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
         raise ValueError(f"H and W must be multiples of {SIZE_MULTIPLE}, got {height}×{width}")
+
+
+def check_uint8_network_inputs(image: np.ndarray, blur_map: np.ndarray) -> None:
+    """Raise ``ValueError`` unless the arrays fit a uint8-I/O graph: uint8 N×H×W×3 and float32 N×H×W radii in px."""
+    if image.dtype != np.uint8 or blur_map.dtype != np.float32:
+        raise ValueError(f"uint8-I/O inputs must be uint8 and float32, got {image.dtype} and {blur_map.dtype}")
+    if image.ndim != 4 or image.shape[3] != 3:
+        raise ValueError(f"image must be N×H×W×3, got shape {image.shape}")
+    n, height, width, _ = image.shape
+    if blur_map.shape != (n, height, width):
+        raise ValueError(f"blur_map must be N×H×W = {(n, height, width)}, got {blur_map.shape}")
+    if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
+        raise ValueError(f"H and W must be multiples of {SIZE_MULTIPLE}, got {height}×{width}")
+
+
+def onnx_io(metadata: dict[str, str]) -> tuple[str, str]:
+    """(I/O kind, channel order) of a model from its ``svbr.io`` / ``svbr.channel_order`` metadata."""
+    kind = metadata.get("svbr.io", "float32")
+    if kind not in ("float32", "uint8"):
+        raise ValueError(f"unknown svbr.io {kind!r} in the model's metadata")
+    return kind, metadata.get("svbr.channel_order", "RGB").lower()
 
 
 def onnx_precision(model_path: Path, metadata: dict[str, str]) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.backends.base import Backend, check_network_inputs, onnx_precision
+from runtime.backends.base import Backend, check_network_inputs, check_uint8_network_inputs, onnx_io, onnx_precision
 from runtime.constants import INPUT_IMAGE_NAME, INPUT_MAP_NAME, OUTPUT_NAME
 
 #: provider option -> the execution providers to ask for, most wanted first.
@@ -71,6 +71,7 @@ class OnnxRuntimeBackend(Backend):
         self.preferred_batch_size = 1 if provider == "cpu" else 4
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
         self.precision = onnx_precision(self.model_path, self.metadata)
+        self.io, self.io_channel_order = onnx_io(self.metadata)
 
     @classmethod
     def is_available(cls, provider: str = "cpu", **_: object) -> bool:
@@ -82,7 +83,10 @@ class OnnxRuntimeBackend(Backend):
         return chain is not None and chain[0] in ort.get_available_providers()
 
     def run(self, image: np.ndarray, blur_map: np.ndarray) -> np.ndarray:
-        check_network_inputs(image, blur_map)
+        if self.io == "uint8":
+            check_uint8_network_inputs(image, blur_map)
+        else:
+            check_network_inputs(image, blur_map)
         (sharp,) = self._session.run([OUTPUT_NAME], {INPUT_IMAGE_NAME: image, INPUT_MAP_NAME: blur_map})
         return sharp
 

@@ -91,6 +91,7 @@ class TorchCudaBackend(Backend):
         self._dtype = torch.float16 if self._half else torch.float32
         model, _ = load_model(path)
         self._model = model.to(self._device, dtype=self._dtype, memory_format=self._memory_format).eval()
+        self._exact_skip = self._half and model.head == "residual"
         self._buffers: dict[str, Any] = {}
         self._buffer_shape: tuple[int, int, int] | None = None
 
@@ -104,6 +105,7 @@ class TorchCudaBackend(Backend):
             "svbr.precision": self.precision,
             "svbr.max_radius_px": f"{MAX_RADIUS_PX:g}",
             "svbr.size_multiple": str(SIZE_MULTIPLE),
+            "svbr.head": model.head,
             "svbr.source_checkpoint": path.name,
             "svbr.source_checkpoint_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         }
@@ -137,6 +139,9 @@ class TorchCudaBackend(Backend):
 
             self._buffers = {"image_host": host(3), "map_host": host(1), "sharp_host": host(3),
                              "image": device(3), "map": device(1)}
+            if self._exact_skip:
+                self._buffers["image_float32"] = torch.empty((batch, 3, height, width), dtype=torch.float32,
+                                                             device=self._device)
             self._buffer_shape = (batch, height, width)
         return self._buffers
 
@@ -150,7 +155,13 @@ class TorchCudaBackend(Backend):
         buffers["image"].copy_(buffers["image_host"], non_blocking=True)
         buffers["map"].copy_(buffers["map_host"], non_blocking=True)
         with self._torch.inference_mode():
-            sharp = self._model(buffers["image"], buffers["map"])
+            if self._exact_skip:
+                # float16 network, float32 skip path: image + correction as in the exported FP16 graph.
+                buffers["image_float32"].copy_(buffers["image_host"], non_blocking=True)
+                correction = self._model.correction(buffers["image"], buffers["map"])
+                sharp = (buffers["image_float32"] + correction.float()).clamp_(0.0, 1.0)
+            else:
+                sharp = self._model(buffers["image"], buffers["map"])
             buffers["sharp_host"].copy_(sharp, non_blocking=True)
         if self._device.type == "cuda":
             self._torch.cuda.current_stream(self._device).synchronize()

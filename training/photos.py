@@ -1,0 +1,193 @@
+"""Training batches blurred on the fly from the sharp photos: no cache to build, no stalled step.
+
+A batch is a pure function of (seed, step): which photo, which blur-map family
+and draw, where the crop sits and whether it gets an estimated map all come
+from ``numpy.random.default_rng([seed, step])``. A resumed run, on this machine
+or a brand-new one, therefore draws exactly the batches the uninterrupted run
+would have drawn, with no sampler state to save.
+
+Each crop is blurred through a window ``BLUR_MARGIN_PX`` wider on every side
+(the largest disk's half-width) and then trimmed, which equals blurring the
+whole 360×340 sample and cropping (tested): the blur of a pixel only reads
+pixels within that half-width, and beyond the sample's border the window
+repeats the border pixels, as ``BORDER_REPLICATE`` does on the whole sample.
+
+Estimated maps (stage 2) are propagated from the edges of the blurry window
+itself, half by closed-form matting and half by the domain transform (SPEC §3),
+with the domain transform's spatial scale of the whole sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from runtime.constants import RADIUS_LEVELS_PX, SIZE_MULTIPLE
+from runtime.defocus import blur, disk_kernel
+from training.augment import DT_SIGMA_S_DIVISOR, propagate
+from training.cache import AUGMENT_METHODS, SynthSettings, find_images, load_sharp_rgb, split_by_image
+from training.dataset import to_network_inputs, to_target
+from training.synthesis import MAP_FAMILIES, draw_map
+
+#: Half-width (px) of the largest disk PSF: how far the blur of a pixel reaches.
+BLUR_MARGIN_PX: int = disk_kernel(float(RADIUS_LEVELS_PX[-1])).shape[0] // 2
+
+
+def blur_window(sharp_rgb: np.ndarray, radius_px: np.ndarray, top: int, left: int,
+                height: int, width: int) -> np.ndarray:
+    """``blur(sharp_rgb, radius_px)[top:top+height, left:left+width]``, computed on the window only.
+
+    Args:
+        sharp_rgb: uint8 H×W×3, the whole sharp sample.
+        radius_px: float H×W radii in px for the whole sample.
+        top, left, height, width: the window, inside the sample.
+
+    Returns:
+        uint8 height×width×3, identical to blurring the whole sample and cropping.
+    """
+    m = BLUR_MARGIN_PX
+    rows = np.clip(np.arange(top - m, top + height + m), 0, sharp_rgb.shape[0] - 1)
+    cols = np.clip(np.arange(left - m, left + width + m), 0, sharp_rgb.shape[1] - 1)
+    window = sharp_rgb[np.ix_(rows, cols)]
+    window_radius = np.asarray(radius_px, dtype=np.float32)[np.ix_(rows, cols)]
+    return blur(window, window_radius)[m : m + height, m : m + width]
+
+
+@dataclass(frozen=True)
+class Crop:
+    """One training example: RGB uint8 images and radii in px, all H×W."""
+
+    blurry: np.ndarray
+    sharp: np.ndarray
+    radius_px: np.ndarray  # the map the network is given (true or estimated)
+    true_radius_px: np.ndarray
+
+
+class PhotoSet:
+    """The sharp photos of one split, decoded once, scaled and centre-cropped to the sample size.
+
+    The split is ``training.cache.split_by_image``'s: the same photos as a
+    `svbr synth` cache of the same folder and seed, so `svbr eval` on such a
+    cache scores photos training never saw.
+
+
+    Args:
+        images_dir: folder of sharp photos (searched recursively).
+        split: ``"train"`` or ``"val"``.
+        settings: sample size and the seed of the split.
+        lazy: decode each photo on first use, in whichever process uses it: a
+            DataLoader worker then receives the paths, not hundreds of MB of pixels.
+    """
+
+    def __init__(self, images_dir: Path, split: str, settings: SynthSettings, lazy: bool = False) -> None:
+        self.paths = split_by_image(find_images(Path(images_dir)), settings.seed)[split]
+        if not self.paths:
+            raise ValueError(f"no {split} photos in {images_dir}")
+        self.split = split
+        self.settings = settings
+        self._decoded: dict[int, np.ndarray] = {}
+        if not lazy:
+            self.photos  # decode all now: unreadable files are reported at once
+
+    def photo(self, index: int) -> np.ndarray:
+        """Photo ``index``, RGB uint8 H×W×3, decoded on first use."""
+        if index not in self._decoded:
+            photo = load_sharp_rgb(self.paths[index], self.settings.height, self.settings.width)
+            if photo is None:
+                raise ValueError(f"unreadable {self.split} photo: {self.paths[index]}")
+            self._decoded[index] = photo
+        return self._decoded[index]
+
+    @property
+    def photos(self) -> list[np.ndarray]:
+        """All decoded samples, RGB uint8 H×W×3, in the order of ``paths``."""
+        return [self.photo(i) for i in range(len(self.paths))]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_decoded": {}}
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def draw(self, rng: np.random.Generator, patch_size: int | None, estimated: bool,
+             photo_index: int | None = None) -> Crop:
+        """A random photo (or the given one), map family and draw, crop and (if ``estimated``) estimated map."""
+        height, width = self.settings.height, self.settings.width
+        if photo_index is None:
+            photo_index = int(rng.integers(len(self.paths)))
+        sharp = self.photo(photo_index)
+        family = MAP_FAMILIES[int(rng.integers(len(MAP_FAMILIES)))]
+        true_map = draw_map(family, height, width, rng)
+        size_h = patch_size or height // SIZE_MULTIPLE * SIZE_MULTIPLE
+        size_w = patch_size or width // SIZE_MULTIPLE * SIZE_MULTIPLE
+        top = int(rng.integers(0, height - size_h + 1))
+        left = int(rng.integers(0, width - size_w + 1))
+        window = (slice(top, top + size_h), slice(left, left + size_w))
+        blurry = blur_window(sharp, true_map, top, left, size_h, size_w)
+        true_crop = np.asarray(true_map[window], dtype=np.float32)
+        radius = true_crop
+        if estimated:
+            method = AUGMENT_METHODS[int(rng.integers(len(AUGMENT_METHODS)))]
+            radius = propagate(blurry, true_crop, method=method,
+                               sigma_s_px=min(height, width) / DT_SIGMA_S_DIVISOR)
+        return Crop(blurry, sharp[window], radius, true_crop)
+
+
+class OnTheFlyBatches(Dataset):
+    """Item ``step`` is that step's batch: (image N×3×P×P, map N×1×P×P, sharp N×3×P×P) tensors.
+
+    Args:
+        photos: the training photos.
+        patch_size: crop size in px (a multiple of 4), or None for whole samples.
+        batch_size: crops per batch.
+        augmented_fraction: probability that a crop gets an estimated map (0 in stage 1, 0.5 in stage 2).
+        seed: with the step, determines the batch.
+        length: number of steps (items).
+    """
+
+    def __init__(self, photos: PhotoSet, patch_size: int | None, batch_size: int,
+                 augmented_fraction: float, seed: int, length: int) -> None:
+        if patch_size is not None and patch_size % SIZE_MULTIPLE:
+            raise ValueError(f"patch_size must be a multiple of {SIZE_MULTIPLE}, got {patch_size}")
+        if patch_size is not None and patch_size > min(photos.settings.height, photos.settings.width):
+            raise ValueError(f"patch_size {patch_size} exceeds the sample size "
+                             f"{photos.settings.height}×{photos.settings.width}")
+        self.photos = photos
+        self.patch_size = patch_size
+        self.batch_size = batch_size
+        self.augmented_fraction = augmented_fraction
+        self.seed = seed
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, step])
+        crops = [self.photos.draw(rng, self.patch_size, rng.random() < self.augmented_fraction)
+                 for _ in range(self.batch_size)]
+        return stack(crops)
+
+
+def stack(crops: list[Crop]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Crops → (image N×3×H×W, map N×1×H×W, sharp N×3×H×W), normalised as the runtime does."""
+    images, maps = zip(*(to_network_inputs(c.blurry, c.radius_px) for c in crops))
+    targets = [to_target(c.sharp) for c in crops]
+    return torch.stack(images), torch.stack(maps), torch.stack(targets)
+
+
+def validation_crops(photos: PhotoSet, count: int, seed: int, estimated: bool) -> list[Crop]:
+    """A fixed validation set: ``count`` whole samples spread evenly over the photos.
+
+    The same photos, maps and estimates for a given (count, seed), on any machine.
+    """
+    crops = []
+    for index in np.linspace(0, len(photos) - 1, count).round().astype(int):
+        # The generator does not depend on ``estimated``: both kinds score the same blurry images.
+        rng = np.random.default_rng([seed, int(index)])
+        crops.append(photos.draw(rng, None, estimated, photo_index=int(index)))
+    return crops
