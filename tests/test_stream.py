@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -457,6 +458,20 @@ def test_sink_errors(tmp_path):
             d.stream("testsrc://?frames=2&size=32x24&depth=16", tmp_path / "o16.avi", blur_map=1.0)
 
 
+@pytest.fixture
+def python_sigint_handler():
+    """Python's own SIGINT handler, also where the test process was started with SIGINT ignored.
+
+    A job started in the background by a non-interactive shell (``cmd &``, some CI
+    runners) inherits SIGINT as ignored, and then ``_thread.interrupt_main()``
+    does nothing: the test would wait for an interrupt that never comes.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("python_sigint_handler")
 def test_keyboard_interrupt_in_the_caller_finalises_the_output(tmp_path):
     with identity_deblurrer(delay_s=0.01) as d:
         # 3,000 frames (30 s) rather than endless: a lost interrupt then fails the test instead of hanging it.
