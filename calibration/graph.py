@@ -31,7 +31,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from export.io_wrap import checked_float_core, io_kind
+from export.io_wrap import checked_float_core, io_kind, metadata_of, set_metadata  # noqa: F401 (re-exported)
 from export.onnx_export import ALLOWED_OPS
 from runtime.constants import INPUT_IMAGE_NAME, INPUT_MAP_NAME, OUTPUT_NAME, PRECISIONS
 
@@ -56,18 +56,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def metadata_of(model: onnx.ModelProto) -> dict[str, str]:
-    """The model's metadata_props as a dict."""
-    return {entry.key: entry.value for entry in model.metadata_props}
-
-
-def set_metadata(model: onnx.ModelProto, entries: dict[str, str]) -> None:
-    """Replace the model's metadata_props with ``entries`` (in place)."""
-    del model.metadata_props[:]
-    for key, value in entries.items():
-        model.metadata_props.add(key=key, value=value)
 
 
 def drop_unused_opsets(model: onnx.ModelProto) -> None:

@@ -65,11 +65,13 @@ def io_kind(model: onnx.ModelProto) -> str:
     return "float32"
 
 
-def _metadata(model: onnx.ModelProto) -> dict[str, str]:
+def metadata_of(model: onnx.ModelProto) -> dict[str, str]:
+    """The model's metadata_props as a dict."""
     return {entry.key: entry.value for entry in model.metadata_props}
 
 
-def _set_metadata(model: onnx.ModelProto, entries: dict[str, str]) -> None:
+def set_metadata(model: onnx.ModelProto, entries: dict[str, str]) -> None:
+    """Replace the model's metadata_props with ``entries`` (in place)."""
     del model.metadata_props[:]
     for key, value in entries.items():
         model.metadata_props.add(key=key, value=value)
@@ -156,8 +158,8 @@ def wrap_uint8_io(model: onnx.ModelProto, channel_order: str = "bgr") -> onnx.Mo
     ])
     graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.UINT8, ["N", "H", "W", 3]))
     order = channel_order.upper()
-    _set_metadata(wrapped, {
-        **_metadata(model),
+    set_metadata(wrapped, {
+        **metadata_of(model),
         "svbr.io": "uint8",
         "svbr.channel_order": order,
         "svbr.input_image_range": f"uint8 [0, 255], N×H×W×3 {order}",
@@ -197,8 +199,8 @@ def strip_uint8_io(model: onnx.ModelProto) -> onnx.ModelProto:
         helper.make_tensor_value_info(INPUT_MAP_NAME, TensorProto.FLOAT, ["N", 1, "H", "W"]),
     ])
     graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 3, "H", "W"]))
-    metadata = {k: v for k, v in _metadata(model).items() if k not in ("svbr.io", "svbr.output")}
-    _set_metadata(core, {**metadata, **_FLOAT_CONTRACT})
+    metadata = {k: v for k, v in metadata_of(model).items() if k not in ("svbr.io", "svbr.output")}
+    set_metadata(core, {**metadata, **_FLOAT_CONTRACT})
     return core
 
 
@@ -219,7 +221,7 @@ def check_uint8_io_contract(model: onnx.ModelProto) -> None:
         found = [d.dim_param or d.dim_value for d in tensor_type.shape.dim]
         if found != dims:
             raise ValueError(f"{value.name} must be {'×'.join(map(str, dims))} with dynamic N, H, W, got {found}")
-    order = _metadata(model).get("svbr.channel_order", "").lower()
+    order = metadata_of(model).get("svbr.channel_order", "").lower()
     if order not in IO_CHANNEL_ORDERS:
         raise ValueError(f"uint8-I/O graph needs svbr.channel_order BGR or RGB, got {order!r}")
 

@@ -34,7 +34,7 @@ import onnx
 import torch
 from torch import nn
 
-from export.io_wrap import IO_KINDS, checked_float_core, io_kind, wrap_uint8_io
+from export.io_wrap import IO_KINDS, checked_float_core, io_kind, set_metadata, wrap_uint8_io
 from runtime.backends import create_backend
 from runtime.backends.compare import Comparison, compare_runners
 from runtime.constants import (
@@ -276,11 +276,8 @@ def export_onnx(
         ``out_path`` as a ``Path``.
     """
     proto = _export_graph(fold_batchnorm(model), exporter, opset)
-    del proto.metadata_props[:]
-    entries = {**contract_metadata(), "svbr.head": getattr(model, "head", "sigmoid"),
-               "svbr.exporter": f"torch {torch.__version__} {exporter}", **(metadata or {})}
-    for key, value in entries.items():
-        proto.metadata_props.add(key=key, value=value)
+    set_metadata(proto, {**contract_metadata(), "svbr.head": getattr(model, "head", "sigmoid"),
+                         "svbr.exporter": f"torch {torch.__version__} {exporter}", **(metadata or {})})
     proto.doc_string = "SVBR-Net: non-blind deblurring of spatially varying defocus blur (svbr-net)"
     if io not in IO_KINDS:
         raise ValueError(f"io must be one of {IO_KINDS}, got {io!r}")

@@ -30,6 +30,11 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from runtime.domain_transform import domain_transform_derivatives, recursive_filter  # noqa: F401 (re-exported)
+# Domain-transform parameters (SPEC; σs = min(H, W) / DT_SIGMA_S_DIVISOR px): the runtime estimator
+# propagates with the same scheme, and its constants are the one definition.
+from runtime.estimate import DT_ITERATIONS
+from runtime.estimate import PROPAGATION_SIGMA_R as DT_SIGMA_R
+from runtime.estimate import PROPAGATION_SIGMA_S_DIVISOR as DT_SIGMA_S_DIVISOR
 from training.synthesis import quantize_radius_px
 
 #: Propagation schemes accepted by ``propagate``.
@@ -58,10 +63,6 @@ MATTING_LAMBDA: float = 1e-3
 #: Matting-Laplacian regulariser ε (Levin et al.'s value) on colours in [0, 1].
 MATTING_EPSILON: float = 1e-7
 
-#: Domain-transform parameters (SPEC). σs is min(H, W) / DT_SIGMA_S_DIVISOR px.
-DT_SIGMA_S_DIVISOR: float = 8.0
-DT_SIGMA_R: float = 3.75
-DT_ITERATIONS: int = 5
 #: Normalised-convolution weight below which a pixel counts as unreached.
 _DT_MIN_WEIGHT: float = 1e-200
 

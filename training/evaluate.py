@@ -83,7 +83,7 @@ def tune_classical(cache: Path, count: int = TUNING_SAMPLES) -> tuple[float, dic
     from training.photos import PhotoSet, validation_crops
 
     manifest = json.loads((Path(cache) / "manifest.json").read_text())
-    photos = PhotoSet(Path(manifest["images_dir"]), "train", SynthSettings(**manifest["settings"]))
+    photos = PhotoSet(Path(manifest["images_dir"]), "train", SynthSettings(**manifest["settings"]), lazy=True)
     crops = validation_crops(photos, count, seed=manifest["settings"]["seed"], estimated=False)
     return choose_regularisation((c.blurry, c.true_radius_px, c.sharp) for c in crops)
 

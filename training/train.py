@@ -170,16 +170,17 @@ def git_commit() -> str | None:
 
 
 @torch.no_grad()
-def evaluate(model: SVBRNet, crops: list[Crop], device: torch.device,
+def evaluate(model: SVBRNet | None, crops: list[Crop], device: torch.device,
              channels_last: bool = False) -> dict[str, float]:
-    """Mean PSNR (dB) and SSIM of the network on whole validation samples."""
-    model.eval()
+    """Mean PSNR (dB) and SSIM of the network on whole validation samples (``None``: of the blurry inputs)."""
+    if model is not None:
+        model.eval()
     psnrs, ssims = [], []
     for crop in crops:
         image, blur_map, sharp = (t.to(device) for t in stack([crop]))
         if channels_last:
             image, blur_map = (t.contiguous(memory_format=torch.channels_last) for t in (image, blur_map))
-        output = model(image, blur_map).float()
+        output = image if model is None else model(image, blur_map).float()
         psnrs.append(float(psnr_per_image(output, sharp)[0]))
         ssims.append(float(ssim_per_image(output, sharp)[0]))
     return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))}
@@ -187,12 +188,7 @@ def evaluate(model: SVBRNet, crops: list[Crop], device: torch.device,
 
 def blurry_baseline(crops: list[Crop]) -> dict[str, float]:
     """Mean PSNR (dB) and SSIM of the blurry inputs themselves, scored as :func:`evaluate` scores the network."""
-    psnrs, ssims = [], []
-    for crop in crops:
-        image, _, sharp = stack([crop])
-        psnrs.append(float(psnr_per_image(image, sharp)[0]))
-        ssims.append(float(ssim_per_image(image, sharp)[0]))
-    return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))}
+    return evaluate(None, crops, torch.device("cpu"))
 
 
 @dataclass
@@ -297,7 +293,7 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
         return state
 
     settings = SynthSettings(config.sample_height, config.sample_width, config.seed)
-    val_photos = PhotoSet(images_dir, "val", settings)
+    val_photos = PhotoSet(images_dir, "val", settings, lazy=True)  # only the val_samples photos are decoded
     val_sets = {"true": validation_crops(val_photos, config.val_samples, config.seed, estimated=False)}
     if any(stage.augmented_fraction for stage in config.stages):
         val_sets["estimated"] = validation_crops(val_photos, config.val_samples, config.seed, estimated=True)
