@@ -8,6 +8,12 @@ engine builder and every other runtime then simply follow the graph's types.
     svbr calibrate --precision int8 --onnx svbrnet.onnx --out svbrnet_int8.onnx \\
         --images datasets/sharp-train --samples 32
     svbr calibrate --precision int8 --target cpu ...   # integer kernels on ONNX Runtime's CPU provider
+    svbr calibrate --precision int8 --onnx svbrnet.onnx --images ... --sensitivity --json sensitivity.json
+    svbr calibrate --precision int8 ... --keep-fp16 auto --target-ssim 0.99   # mixed INT8/FP16
+
+``--sensitivity`` measures, for every convolution, the SSIM lost when it alone is
+quantized, and ``--keep-fp16`` keeps the most sensitive ones (or named ones) out
+of INT8 in float16 (:mod:`calibration.mixed`).
 
 A uint8-I/O model (``svbr export --io uint8``) stays uint8-I/O: its float core
 is converted and wrapped again (``--io`` changes the I/O kind).
@@ -26,6 +32,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Sequence
 
 import onnx
 
@@ -40,6 +47,21 @@ from calibration.int8 import (
     TARGETS,
     Int8Settings,
     quantize_int8,
+)
+from calibration.mixed import (
+    DEFAULT_EVAL_SAMPLES,
+    DEFAULT_TARGET_SSIM,
+    FP16_LAYERS_KEY,
+    SsimEvaluator,
+    choose_fp16_layers,
+    fold_weight_qdq,
+    format_sensitivity,
+    layer_flops,
+    parse_keep_fp16,
+    restrict_quantization,
+    sensitivity as layer_sensitivity,
+    tensorrt_cost_estimate,
+    weighted_layers,
 )
 from runtime.constants import HALO_PX
 
@@ -86,12 +108,17 @@ def calibrate(
     cache_dir: Path = DEFAULT_CACHE_DIR,
     progress: bool = True,
     io: str | None = None,
+    sensitivity: bool = False,
+    keep_fp16: str | int | Sequence[str] | None = None,
+    target_ssim: float = DEFAULT_TARGET_SSIM,
+    eval_samples: int = DEFAULT_EVAL_SAMPLES,
+    threads: int | None = None,
 ) -> dict:
     """Make the ``precision`` graph of an FP32 model, check it, save it; return a summary dict.
 
     Args:
         onnx_path: the FP32 model (``svbr export``).
-        out_path: where to write the new model.
+        out_path: where to write the new model; ``None`` only with ``sensitivity`` (analysis only).
         precision: ``"fp16"`` or ``"int8"``.
         calibration: INT8 only: the calibration set (kind ``"calibration"``).
         samples: INT8 only: calibration windows.
@@ -102,9 +129,23 @@ def calibrate(
         io: graph I/O of the result, ``"float32"`` or ``"uint8"``; ``None`` = the source's
             (a uint8-I/O source is unwrapped, its float core converted, and wrapped again
             in the same channel order).
+        sensitivity: INT8 only: measure every layer quantized alone (``summary["sensitivity"]``).
+        keep_fp16: INT8 only: layers kept out of INT8 in float16: ``"auto"`` (the fewest most
+            sensitive ones reaching ``target_ssim``), a count of the most sensitive, or node names.
+        target_ssim: for ``keep_fp16="auto"``: mean SSIM against the FP32 model to reach.
+        eval_samples: calibration windows the sensitivity and the mixed graph are measured on.
+        threads: ONNX Runtime intra-op threads of those measurements (``None``: its default).
     """
     if precision not in TARGET_PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {TARGET_PRECISIONS}")
+    if keep_fp16 is not None and not isinstance(keep_fp16, (str, int)):
+        keep_fp16 = list(keep_fp16)
+    if (sensitivity or keep_fp16 is not None) and (precision != "int8" or int8.target != "tensorrt"):
+        raise ValueError("--sensitivity and --keep-fp16 apply to INT8 for TensorRT (--target tensorrt)")
+    if out_path is None and not sensitivity:
+        raise ValueError("an output path is needed (only --sensitivity runs without one)")
+    if eval_samples < 1:
+        raise ValueError(f"eval_samples must be >= 1, got {eval_samples}")
     start = time.perf_counter()
     source = load_fp32_model(onnx_path)
     source_io = io_kind(source)
@@ -127,13 +168,24 @@ def calibrate(
             raise ValueError("INT8 needs a calibration set (images to draw it from)")
         if calibration.kind != "calibration":
             raise ValueError("INT8 must be calibrated on a calibration set, not a validation set")
-        paths = build_set(calibration, samples, cache_dir, progress=progress)
-        result = quantize_int8(source, paths, int8)
+        analyse = sensitivity or keep_fp16 is not None
+        paths = build_set(calibration, max(samples, eval_samples if analyse else 0), cache_dir, progress=progress)
+        result = quantize_int8(source, paths[:samples], int8)
         recipe = {"quantizer": "onnxruntime.quantization.quantize_static (QDQ)", **asdict(int8),
                   "samples": samples, "calibration_set": {**asdict(calibration),
                                                           "images_dir": Path(calibration.images_dir).name}}
-        metadata["svbr.precision_recipe"] = json.dumps(recipe)
         summary["calibration_set"] = str(paths[0].parent)
+        if analyse:
+            result, mixed = _mixed_precision(source, result, paths[:eval_samples], calibration, summary,
+                                             sensitivity, keep_fp16, target_ssim, threads, progress)
+            if mixed is not None:
+                recipe["keep_fp16"] = mixed
+                if mixed["layers"]:
+                    metadata[FP16_LAYERS_KEY] = json.dumps(mixed["layers"])
+        metadata["svbr.precision_recipe"] = json.dumps(recipe)
+    if out_path is None:
+        summary["seconds"] = round(time.perf_counter() - start, 1)
+        return summary
     set_metadata(result, metadata)
     if io == "uint8":
         result = wrap_uint8_io(result, channel_order)
@@ -149,6 +201,53 @@ def calibrate(
     return summary
 
 
+def _mixed_precision(source: onnx.ModelProto, int8_model: onnx.ModelProto, eval_paths: list[Path],
+                     calibration: SetSettings, summary: dict, sensitivity: bool,
+                     keep_fp16: str | int | list[str] | None, target_ssim: float, threads: int | None,
+                     progress: bool) -> tuple[onnx.ModelProto, dict | None]:
+    """Sensitivity analysis and/or the mixed INT8/FP16 graph; fills ``summary``, returns (model, recipe entry)."""
+    window = calibration.size + 2 * calibration.halo
+    flops = layer_flops(source, window, window)
+    evaluator = SsimEvaluator(source, eval_paths, threads)
+    measured = {"reference": "FP32 ONNX model (= PyTorch FP32 to SSIM 1.00000)",
+                "samples": len(eval_paths), "window": window, "set": "calibration windows"}
+    ranking: list[str] | None = None
+    if sensitivity or keep_fp16 == "auto" or isinstance(keep_fp16, int):
+        rows = layer_sensitivity(int8_model, evaluator, flops, progress=progress)
+        ranking = [row.layer for row in rows]
+        measured["none_quantized"] = evaluator.mean_ssim(restrict_quantization(int8_model, quantized=[]))
+        measured["all_quantized"] = evaluator.mean_ssim(fold_weight_qdq(int8_model))
+        summary["sensitivity"] = {**measured, "layers": [asdict(row) for row in rows]}
+        summary["sensitivity_table"] = format_sensitivity(rows, measured)
+    if keep_fp16 is None:
+        return int8_model, None
+    history: list[dict] = []
+    if keep_fp16 == "auto":
+        chosen, history = choose_fp16_layers(int8_model, ranking, evaluator, target_ssim, progress=progress)
+    elif isinstance(keep_fp16, int):
+        if not 0 <= keep_fp16 <= len(ranking):
+            raise ValueError(f"--keep-fp16 {keep_fp16}: the graph has {len(ranking)} layers")
+        chosen = ranking[:keep_fp16]
+    else:
+        unknown = sorted(set(keep_fp16) - set(weighted_layers(int8_model)))
+        if unknown:
+            raise ValueError(f"--keep-fp16: not Conv/ConvTranspose nodes of this graph: {unknown[:5]}")
+        chosen = [name for name in weighted_layers(int8_model) if name in set(keep_fp16)]
+    count = len(chosen)
+    chosen = [name for name in weighted_layers(int8_model) if name in set(chosen)]  # graph order
+    mixed = restrict_quantization(int8_model, fp16=chosen)
+    score = next((h["ssim"] for h in history if h["fp16_layers"] == count), None)
+    if score is None:
+        score = evaluator.mean_ssim(fold_weight_qdq(mixed))
+    estimate = tensorrt_cost_estimate(flops, chosen)
+    recipe = {"request": "names" if isinstance(keep_fp16, list) else keep_fp16, "target_ssim": target_ssim,
+              "layers": chosen, "ssim": score, "fp16_flop_share": estimate["fp16_flop_share"], **measured}
+    summary["mixed"] = {**recipe, "tensorrt_estimate": estimate}
+    if history:
+        summary["mixed_search"] = history
+    return mixed, recipe
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="svbr calibrate",
@@ -157,7 +256,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--precision", choices=TARGET_PRECISIONS, required=True)
     parser.add_argument("--onnx", type=Path, required=True, help="FP32 model from `svbr export`")
-    parser.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the .onnx file to write (required, except for an analysis-only --sensitivity run)")
     group = parser.add_argument_group("INT8 calibration set (validation-split images only)")
     group.add_argument("--images", type=Path, default=os.environ.get("SVBR_SHARP_IMAGES"),
                        help="folder of sharp images, the one `svbr synth` was given (default: $SVBR_SHARP_IMAGES)")
@@ -180,6 +280,21 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
     group.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR,
                        help=f"calibration-set cache root (default {DEFAULT_CACHE_DIR})")
+    group = parser.add_argument_group("INT8 with margin: sensitivity and mixed INT8/FP16 (--target tensorrt)")
+    group.add_argument("--sensitivity", action="store_true",
+                       help="measure the SSIM lost when each convolution alone is quantized; print the table "
+                       "(most sensitive first); without --out nothing is written but --json")
+    group.add_argument("--keep-fp16", default=None, metavar="auto|N|NAMES",
+                       help="keep layers out of INT8, computing in float16: auto (the fewest most sensitive "
+                       "reaching --target-ssim), N (the N most sensitive) or comma-separated node names")
+    group.add_argument("--target-ssim", type=float, default=DEFAULT_TARGET_SSIM,
+                       help=f"for --keep-fp16 auto: mean SSIM vs the FP32 model to reach (default {DEFAULT_TARGET_SSIM})")
+    group.add_argument("--eval-samples", type=int, default=DEFAULT_EVAL_SAMPLES,
+                       help="calibration windows the sensitivity and the mixed graph are scored on "
+                       f"(the first of the set; default {DEFAULT_EVAL_SAMPLES})")
+    group.add_argument("--threads", type=int, default=None,
+                       help="ONNX Runtime intra-op threads for those scores (default: all cores)")
+    group.add_argument("--json", type=Path, default=None, help="write the full summary (per-layer report) here")
     group = parser.add_argument_group("FP16")
     group.add_argument("--keep-fp32", default="",
                        help="comma-separated op types or node names to keep in float32 (default: none)")
@@ -193,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     calibration = None
+    if args.out is None and not args.sensitivity:
+        parser.error("--out is required (only --sensitivity runs without it)")
     try:
         if args.precision == "int8":
             if args.images is None:
@@ -207,11 +324,20 @@ def main(argv: list[str] | None = None) -> int:
             int8=Int8Settings(args.method, args.percentile, args.target),
             keep_fp32=tuple(entry for entry in args.keep_fp32.split(",") if entry),
             cache_dir=args.cache, progress=not args.quiet, io=args.io,
+            sensitivity=args.sensitivity, keep_fp16=parse_keep_fp16(args.keep_fp16),
+            target_ssim=args.target_ssim, eval_samples=args.eval_samples, threads=args.threads,
         )
     except (FileNotFoundError, ValueError) as error:
         print(f"svbr calibrate: error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(summary, indent=1))
+    table = summary.pop("sensitivity_table", None)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=1))
+    if table:
+        print(table)
+    brief = {key: value for key, value in summary.items() if key != "sensitivity"}
+    print(json.dumps(brief, indent=1))
     return 0
 
 

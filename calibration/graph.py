@@ -14,6 +14,10 @@ precision is read from the graph itself, and these checks are the contract:
   (QuantizeLinear →) DequantizeLinear with per-output-channel scales (axis 0 for
   Conv's O×I×kH×kW weight, axis 1 for ConvTranspose's I×O×kH×kW weight), all
   int8 with zero points 0 (symmetric, as TensorRT requires); biases stay float;
+* mixed INT8/FP16 (``svbr calibrate --keep-fp16``): the layers listed in the
+  ``svbr.precision_fp16_layers`` metadata read no QDQ pair and compute in
+  float16 (input from a Cast to float16, float16 weight and bias); every other
+  Conv / ConvTranspose is quantized as above;
 * INT8 for CPUs (``--target cpu``, recorded in the recipe metadata): the
   pattern ONNX Runtime fuses into QLinearConv instead (:func:`check_int8_cpu_graph`);
 * uint8 I/O (``svbr export --io uint8``): the ``io/`` wrapper's I/O and ops,
@@ -39,14 +43,57 @@ from runtime.constants import INPUT_IMAGE_NAME, INPUT_MAP_NAME, OUTPUT_NAME, PRE
 EXTRA_OPS: dict[str, frozenset[str]] = {
     "fp32": frozenset(),
     "fp16": frozenset({"Cast"}),
-    "int8": frozenset({"QuantizeLinear", "DequantizeLinear"}),
+    "int8": frozenset({"QuantizeLinear", "DequantizeLinear", "Cast"}),  # Cast: float16 layers of a mixed graph
 }
+
+#: Metadata key of a mixed INT8/FP16 graph: JSON list of the Conv/ConvTranspose nodes computing in float16.
+FP16_LAYERS_KEY = "svbr.precision_fp16_layers"
 
 #: The operators that carry weights and are quantized.
 WEIGHTED_OPS: tuple[str, ...] = ("Conv", "ConvTranspose")
 
 #: Per-output-channel axis of each weighted operator's weight (ONNX layouts).
 WEIGHT_CHANNEL_AXIS: dict[str, int] = {"Conv": 0, "ConvTranspose": 1}
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One convolution at one frame size."""
+
+    name: str
+    op_type: str
+    flops: int  # 2 × multiply-accumulates
+    activation_elements: int  # input + output
+    weight_elements: int
+
+
+def conv_costs(model: onnx.ModelProto, height: int, width: int) -> list[LayerCost]:
+    """The cost of every Conv/ConvTranspose of a float graph for one 1×3×``height``×``width`` frame."""
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    for value in fixed.graph.input:
+        for dim, size in zip(value.type.tensor_type.shape.dim, (1, None, height, width)):
+            if size is not None:
+                dim.Clear()
+                dim.dim_value = size
+    del fixed.graph.value_info[:]
+    inferred = onnx.shape_inference.infer_shapes(fixed, strict_mode=True)
+    shapes = {value.name: [d.dim_value for d in value.type.tensor_type.shape.dim]
+              for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
+    weights = {init.name: list(init.dims) for init in model.graph.initializer}
+    costs = []
+    for node in inferred.graph.node:
+        if node.op_type not in WEIGHTED_OPS:
+            continue
+        if node.input[1] not in weights:
+            raise ValueError(f"{node.name}: weight {node.input[1]} is not an initializer (pass the FP32 graph)")
+        weight = weights[node.input[1]]
+        inputs, outputs = shapes[node.input[0]], shapes[node.output[0]]
+        # Conv: each output pixel reads the whole weight; ConvTranspose: each input pixel does.
+        pixels = outputs if node.op_type == "Conv" else inputs
+        costs.append(LayerCost(node.name, node.op_type, 2 * int(np.prod(pixels[2:])) * int(np.prod(weight)),
+                               int(np.prod(inputs)) + int(np.prod(outputs)), int(np.prod(weight))))
+    return costs
 
 
 def file_sha256(path: Path) -> str:
@@ -87,16 +134,18 @@ class QDQSummary:
     """The INT8 graph's quantization, as found by :func:`check_int8_graph`.
 
     Attributes:
-        weighted_nodes: Conv + ConvTranspose nodes (every one is quantized).
+        weighted_nodes: Conv + ConvTranspose nodes (every one is quantized, but the float16 ones).
         qdq_pairs: QuantizeLinear → DequantizeLinear pairs (activations + weights).
         activation_pairs: pairs on activations (shared by nodes reading one tensor).
-        weight_pairs: per-channel weight pairs (one per weighted node).
+        weight_pairs: per-channel weight pairs (one per quantized weighted node).
+        fp16_nodes: weighted nodes of a mixed graph that compute in float16 instead.
     """
 
     weighted_nodes: int
     qdq_pairs: int
     activation_pairs: int
     weight_pairs: int
+    fp16_nodes: int = 0
 
 
 def _initializers(model: onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -151,10 +200,17 @@ def check_int8_graph(model: onnx.ModelProto) -> QDQSummary:
         return quantize
 
     weighted = [node for node in model.graph.node if node.op_type in WEIGHTED_OPS]
+    fp16_layers = set(json.loads(metadata_of(model).get(FP16_LAYERS_KEY, "[]")))
+    missing = fp16_layers - {node.name for node in weighted}
+    if missing:
+        problems.append(f"{FP16_LAYERS_KEY} names layers the graph does not have: {sorted(missing)[:5]}")
     activation_pairs: set[str] = set()
     weight_pairs = 0
     for node in weighted:
         label = f"{node.op_type} {node.name or node.output[0]}"
+        if node.name in fp16_layers:
+            problems.extend(_float16_layer_problems(node, label, producer, initializers))
+            continue
         if check_pair(producer.get(node.input[0]), f"{label} input", None, None) is not None:
             activation_pairs.add(node.input[0])
         weight_dq = producer.get(node.input[1])
@@ -175,7 +231,35 @@ def check_int8_graph(model: onnx.ModelProto) -> QDQSummary:
     pairs = sum(1 for node in model.graph.node if node.op_type == "DequantizeLinear"
                 and producer.get(node.input[0]) is not None
                 and producer[node.input[0]].op_type == "QuantizeLinear")
-    return QDQSummary(len(weighted), pairs, len(activation_pairs), weight_pairs)
+    return QDQSummary(len(weighted), pairs, len(activation_pairs), weight_pairs, len(fp16_layers))
+
+
+def _float16_layer_problems(node: onnx.NodeProto, label: str, producer: dict[str, onnx.NodeProto],
+                            initializers: dict[str, np.ndarray]) -> list[str]:
+    """Why a layer a mixed graph keeps in float16 does not compute in float16 without QDQ (empty: it does)."""
+    problems = []
+    source = producer.get(node.input[0])
+    if source is not None and source.op_type == "Relu":  # the float16 Conv + ReLU of another float16 layer
+        source = producer.get(source.input[0])
+    if source is None:
+        problems.append(f"{label} (float16): input is a graph input, not float16")
+    elif source.op_type == "Cast":
+        if next((a.i for a in source.attribute if a.name == "to"), None) != onnx.TensorProto.FLOAT16:
+            problems.append(f"{label} (float16): input is not cast to float16")
+    elif source.op_type in WEIGHTED_OPS:
+        weight = initializers.get(source.input[1])
+        if weight is None or weight.dtype != np.float16:
+            problems.append(f"{label} (float16): input comes from a layer that is not float16")
+    else:
+        problems.append(f"{label} (float16): input is {source.op_type}, neither a Cast to float16 nor a "
+                        "float16 layer")
+    for index, what in ((1, "weight"), (2, "bias")):
+        if index >= len(node.input) or not node.input[index]:
+            continue
+        value = initializers.get(node.input[index])
+        if value is None or value.dtype != np.float16:
+            problems.append(f"{label} (float16): {what} is not a float16 constant (no QDQ pair either)")
+    return problems
 
 
 def check_int8_cpu_graph(model: onnx.ModelProto) -> QDQSummary:

@@ -6,8 +6,11 @@
 On synthetic validation samples (:mod:`calibration.dataset`: whole
 ``size``×``size`` images from the validation-split images that calibration
 never saw, all 13 map families, half of them with estimated maps), every model
-runs full frame through a runtime backend (ONNX Runtime's CPU provider by
-default, so the numbers are measured on any machine), and is scored:
+runs full frame through a Polygraphy runner (:mod:`calibration.comparison`:
+ONNX Runtime's CPU provider by default, so the numbers are measured on any
+machine; TensorRT's with ``--backend tensorrt``), Polygraphy's comparator sets
+it against the PyTorch FP32 runner with this package's SSIM as the comparison
+function, and it is scored:
 
 * against the PyTorch FP32 network of the checkpoint the models were exported
   from: mean and minimum SSIM and PSNR (outputs in [0, 1], float, no rounding);
@@ -92,12 +95,13 @@ def score_against_truth(samples: Sequence[WindowSample], outputs: Sequence[np.nd
             "psnr_per_sample_db": [round(v, 3) for v in psnrs]}
 
 
-def score_model(samples: Sequence[WindowSample], reference: Sequence[np.ndarray],
-                outputs: Sequence[np.ndarray], reference_truth: dict) -> dict:
-    """Metrics of one model's outputs against PyTorch's and against the ground truth."""
-    ssims = [ssim(_as_image(r), _as_image(o)) for r, o in zip(reference, outputs)]
-    psnrs = [_capped_psnr(_as_image(r), _as_image(o)) for r, o in zip(reference, outputs)]
-    max_abs = max(float(np.abs(r.astype(np.float64) - o).max()) for r, o in zip(reference, outputs))
+def score_model(samples: Sequence[WindowSample], compared: Sequence, outputs: Sequence[np.ndarray],
+                reference_truth: dict) -> dict:
+    """Metrics of one model's outputs against PyTorch's (``compared``: the per-sample
+    :class:`calibration.comparison.SsimResult` of Polygraphy's comparator) and against the ground truth."""
+    ssims = [result.ssim for result in compared]
+    psnrs = [result.psnr_db for result in compared]
+    max_abs = max(result.max_abs for result in compared)
     truth = score_against_truth(samples, outputs)
     return {
         "vs_pytorch": {"ssim_mean": float(np.mean(ssims)), "ssim_min": float(np.min(ssims)),
@@ -127,11 +131,6 @@ def judge(precision: str, metrics: dict) -> list[str]:
     return failures
 
 
-def run_all(runner: Runner, samples: Sequence[WindowSample]) -> list[np.ndarray]:
-    """Run ``runner`` on every sample (full frame, batch 1)."""
-    return [np.asarray(runner(*sample.network_inputs()), dtype=np.float32) for sample in samples]
-
-
 def float_io_runner(backend: Backend) -> Runner:
     """``backend.run`` with the float network contract, also for a uint8-I/O model (``svbr export --io uint8``).
 
@@ -154,20 +153,6 @@ def float_io_runner(backend: Backend) -> Runner:
         return np.ascontiguousarray(sharp.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255)
 
     return run
-
-
-def open_backend(model: Path, backend: str, sample_size: tuple[int, int], cache_dir: Path | None = None) -> Backend:
-    """A loaded backend for ``model``; for ``"tensorrt"`` an ONNX model is first built (or fetched from
-    the engine cache) into an engine whose profile is exactly the validation sample size."""
-    if backend == "tensorrt":
-        from runtime.tensorrt_build import build_engine, exact_profile, require_tensorrt
-
-        require_tensorrt()  # the one-sentence TensorRTUnavailable, before anything else is tried
-        if model.suffix == ".onnx":
-            built = build_engine(model, model.with_suffix(".validate.engine"),
-                                 profile=exact_profile(*sample_size), cache_dir=cache_dir)
-            model = built.engine_path
-    return create_backend(BACKEND_ALIASES.get(backend, backend), model)
 
 
 def model_metadata(path: Path) -> dict[str, str]:
@@ -194,6 +179,54 @@ def provenance_problem(path: Path, checkpoint_sha256: str | None) -> str | None:
     return None
 
 
+def model_runner(path: Path, backend: str, sample_size: tuple[int, int], cache_dir: Path | None = None,
+                 threads: int | None = None):
+    """A Polygraphy runner for ``model`` with the float network contract, and what it runs.
+
+    ``onnxruntime`` / ``onnxruntime-cpu`` / ``onnxruntime-cuda``: Polygraphy's ONNX Runtime runner;
+    ``tensorrt``: Polygraphy's TensorRT runner on the engine (an ONNX model is first built, or fetched
+    from the engine cache, with a profile of exactly the sample size); any other registry backend:
+    :class:`calibration.comparison.CallableRunner` around it. A uint8-I/O model is wrapped in
+    :class:`calibration.comparison.Uint8IORunner`.
+
+    Returns:
+        (runner, {"precision", "backend", "uint8_io"}).
+    """
+    from calibration.comparison import CallableRunner, Uint8IORunner, onnxruntime_runner, tensorrt_runner
+    from runtime.backends.base import onnx_io, onnx_precision
+    from runtime.constants import PRECISIONS
+
+    name = BACKEND_ALIASES.get(backend, backend)
+    if name == "tensorrt":
+        from runtime.tensorrt_build import build_engine, exact_profile, require_tensorrt
+
+        require_tensorrt()  # the one-sentence TensorRTUnavailable, before anything else is tried
+        if path.suffix == ".onnx":
+            path = build_engine(path, path.with_suffix(".validate.engine"), profile=exact_profile(*sample_size),
+                                cache_dir=cache_dir).engine_path
+        metadata = model_metadata(path)
+        precision = metadata.get("svbr.precision", "unknown")
+        runner = tensorrt_runner(path)
+        label = "tensorrt"
+    elif name in ("onnxruntime-cpu", "onnxruntime-cuda") and path.suffix == ".onnx":
+        metadata = model_metadata(path)
+        precision = onnx_precision(path, metadata)
+        provider = name.split("-")[1]
+        runner = onnxruntime_runner(path, provider, threads if provider == "cpu" else None)
+        label = name
+    else:
+        options = {"threads": threads} if threads is not None and name == "onnxruntime-cpu" else {}
+        with create_backend(name, path, **options) as probe:  # loads once to learn the precision and I/O
+            precision, metadata = probe.precision, dict(probe.metadata)
+        runner = CallableRunner(make=lambda: create_backend(name, path, **options), name=str(path))
+        label = name
+    io, channel_order = onnx_io(metadata)
+    if io == "uint8" and not isinstance(runner, CallableRunner):  # CallableRunner adapts through the backend
+        runner = Uint8IORunner(runner, channel_order)
+    return runner, {"precision": precision if precision in PRECISIONS else "unknown", "backend": label,
+                    "uint8_io": io == "uint8"}
+
+
 def validate(
     models: Sequence[Path],
     reference: Runner,
@@ -203,8 +236,14 @@ def validate(
     checkpoint_sha256: str | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
+    threads: int | None = None,
 ) -> dict:
-    """Score every model against ``reference`` (PyTorch FP32) and the ground truth.
+    """Score every model against ``reference`` (PyTorch FP32) and the ground truth, through Polygraphy.
+
+    Every model and the reference run as Polygraphy runners (``Comparator.run``, one after the
+    other); ``Comparator.compare_accuracy`` compares each model with the reference using
+    :class:`calibration.comparison.SsimCompareFunc`, whose per-sample SSIM, PSNR and largest
+    difference make the ``vs_pytorch`` scores.
 
     Args:
         models: ONNX model paths (or TensorRT engines with ``backend="tensorrt"``).
@@ -215,10 +254,17 @@ def validate(
             from another checkpoint are refused (``ValueError``).
         cache_dir: TensorRT engine cache (``None``: the default).
         progress: print one line per model to stderr.
+        threads: ONNX Runtime CPU intra-op threads (``None``: every core).
 
     Returns:
         The report (see ``main``'s ``--json``); ``report["passed"]`` is the verdict.
     """
+    from polygraphy.comparator import Comparator, IterationResult, RunResults
+    from polygraphy.exception import PolygraphyException
+
+    from calibration.comparison import CallableRunner, SsimCompareFunc, quiet_polygraphy
+    from runtime.constants import INPUT_IMAGE_NAME, INPUT_MAP_NAME, OUTPUT_NAME
+
     if not samples or any(s.sharp is None for s in samples):
         raise ValueError("validation needs samples with ground truth (a validation set)")
     models = [Path(path) for path in models]
@@ -228,8 +274,21 @@ def validate(
         problem = provenance_problem(path, checkpoint_sha256)
         if problem:
             raise ValueError(problem + "; pass the matching --checkpoint")
+    feeds = []
+    for sample in samples:
+        image, blur_map = sample.network_inputs()
+        feeds.append({INPUT_IMAGE_NAME: image, INPUT_MAP_NAME: blur_map})
+
+    def run(runner) -> list:
+        try:
+            with quiet_polygraphy():
+                return Comparator.run([runner], data_loader=feeds)[0][1]
+        except PolygraphyException as error:
+            raise RuntimeError(f"{runner.name}: {error}") from error
+
     start = time.perf_counter()
-    reference_outputs = run_all(reference, samples)
+    reference_entry = ("pytorch-fp32", run(CallableRunner(reference, name="pytorch-fp32")))
+    reference_outputs = [np.asarray(result[OUTPUT_NAME]) for result in reference_entry[1]]
     reference_truth = score_against_truth(samples, reference_outputs)
     blurry_truth = score_against_truth(samples, [s.network_inputs()[0] for s in samples])
     report: dict = {
@@ -242,24 +301,38 @@ def validate(
         "blurry_input": {"psnr_mean_db": blurry_truth["psnr_mean_db"], "ssim_mean": blurry_truth["ssim_mean"]},
         "models": [],
     }
-    rounded_reference: list[np.ndarray] | None = None
+    rounded_reference: list | None = None
     for path in models:
         start = time.perf_counter()
-        with open_backend(path, backend, samples[0].blurry.shape[:2], cache_dir) as runner:
-            outputs = run_all(float_io_runner(runner), samples)
-            precision, backend_name = runner.precision, runner.name
-            uint8_io = getattr(runner, "io", "float32") == "uint8"
-        reference_used = reference_outputs
-        if uint8_io:
+        runner, info = model_runner(path, backend, samples[0].blurry.shape[:2], cache_dir, threads)
+        precision = info["precision"]
+        compared_with, reference_name = reference_entry, "pytorch-fp32"
+        if info["uint8_io"]:
             # A uint8-I/O model delivers uint8: it is compared with PyTorch's output as Deblurrer delivers it
             # (rounded to uint8), so the thresholds measure the network, not the 8-bit output format.
             if rounded_reference is None:
-                rounded_reference = [np.rint(np.clip(r, 0.0, 1.0) * 255) / 255 for r in reference_outputs]
-            reference_used = rounded_reference
-        metrics = score_model(samples, reference_used, outputs, reference_truth)
-        metrics["reference"] = "pytorch-fp32 rounded to uint8" if uint8_io else "pytorch-fp32"
+                rounded_reference = [
+                    IterationResult({OUTPUT_NAME: np.rint(np.clip(r, 0.0, 1.0) * 255).astype(np.float32) / 255},
+                                    runtime=0.0, runner_name="pytorch-fp32-uint8") for r in reference_outputs]
+            compared_with, reference_name = ("pytorch-fp32-uint8", rounded_reference), "pytorch-fp32 rounded to uint8"
+        model_entry = (str(path), run(runner))
+        pair = RunResults()
+        pair.append(compared_with)
+        pair.append(model_entry)
+        threshold = THRESHOLDS.get(precision)
+        with quiet_polygraphy():
+            accuracy = Comparator.compare_accuracy(
+                pair, compare_func=SsimCompareFunc(threshold.min_mean_ssim if threshold else None))
+        (pair_results,) = accuracy[0].values()
+        compared = [iteration[OUTPUT_NAME] for iteration in pair_results]
+        outputs = [np.asarray(result[OUTPUT_NAME]) for result in model_entry[1]]
+        metrics = score_model(samples, compared, outputs, reference_truth)
+        metrics["reference"] = reference_name
+        metrics["polygraphy"] = {"comparator": "Comparator.run + Comparator.compare_accuracy(SsimCompareFunc)",
+                                 "runner": type(runner).__name__,
+                                 "samples_at_threshold": sum(bool(result) for result in compared)}
         failures = judge(precision, metrics)
-        report["models"].append({"model": str(path), "precision": precision, "backend": backend_name,
+        report["models"].append({"model": str(path), "precision": precision, "backend": info["backend"],
                                  "passed": not failures, "failures": failures,
                                  "seconds": round(time.perf_counter() - start, 1), **metrics})
         if progress:
@@ -332,6 +405,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR,
                         help=f"validation-set cache root (default {DEFAULT_CACHE_DIR})")
     parser.add_argument("--engine-cache", type=Path, default=None, help="TensorRT engine cache (default: the builder's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="ONNX Runtime CPU intra-op threads (default: every core)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return parser
 
@@ -362,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         samples = list(iterate_set(build_set(settings, args.samples, args.cache, progress=not args.quiet)))
         report = validate(models, torch_reference(args.checkpoint), samples, backend=args.backend,
                           checkpoint_sha256=file_sha256(args.checkpoint), cache_dir=args.engine_cache,
-                          progress=not args.quiet)
+                          progress=not args.quiet, threads=args.threads)
     except TensorRTUnavailable as error:
         print(f"svbr validate: {error}", file=sys.stderr)
         return 2

@@ -11,6 +11,11 @@ values times ``--map-scale`` are the radii. In folder mode each image's map is
 the file of the same name stem in the map folder (``photo.jpg`` ->
 ``maps/photo.npy`` or ``maps/photo.png``). Problems with the files end the
 command with a one-line error and exit code 2.
+
+    svbr deblur photos/ --blur-map maps/ -o sharp/ --ray [ADDRESS]
+
+``--ray`` deblurs the folder on Ray Data actors instead (``runtime.archive``): same outputs, but
+a bad file is reported in ``sharp/ray-summary.json`` and skipped, and a rerun skips finished outputs.
 """
 
 from __future__ import annotations
@@ -101,6 +106,14 @@ def find_map(image_path: Path, map_folder: Path) -> Path:
     return found[0]
 
 
+def list_images(folder: Path) -> list[Path]:
+    """The image files in ``folder`` (by suffix, not recursive), sorted; folder mode deblurs exactly these."""
+    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise CliError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return images
+
+
 def plan_jobs(input_path: Path, map_path: Path | None, output: str) -> list[tuple[Path, Path | None, Path]]:
     """(image, map, output) triples; every file is checked to exist before any work starts.
 
@@ -116,9 +129,7 @@ def plan_jobs(input_path: Path, map_path: Path | None, output: str) -> list[tupl
             raise CliError(f"input {input_path} is a folder, so --blur-map must be a folder too: {map_path}")
         if output_path.exists() and not output_path.is_dir():
             raise CliError(f"input {input_path} is a folder, so -o must be a folder: {output_path}")
-        images = sorted(p for p in input_path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not images:
-            raise CliError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {input_path}")
+        images = list_images(input_path)
         return [(image, find_map(image, map_path) if map_path is not None else None, output_path / image.name)
                 for image in images]
     if map_path is None:
@@ -164,6 +175,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tile", type=int, default=512, help="tile edge in px, rounded up to a multiple of 4; 0 = one full-frame pass (default 512)")
     parser.add_argument("--batch-size", type=int, help="tiles per backend call (default: the backend's preference)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ray = parser.add_argument_group(
+        "archives on Ray (folder mode; pip install 'svbr-net[scale]')",
+        "Deblur the folder on Ray Data actors that each hold one Deblurrer: one GPU per actor where the "
+        "cluster has GPUs, CPU actors otherwise. Outputs equal folder mode's; a bad file is reported in "
+        "OUTPUT_DIR/ray-summary.json and skipped; inputs whose output exists are skipped (reruns resume). "
+        "Exit code 1 when any file failed.",
+    )
+    ray.add_argument(
+        "--ray", nargs="?", const="", metavar="ADDRESS",
+        help="run on Ray: no ADDRESS = a local Ray on this machine (or RAY_ADDRESS); ADDRESS = a cluster's "
+        "head, e.g. HEAD:6379 (put --ray last, or write --ray=ADDRESS)",
+    )
+    ray.add_argument("--ray-actors", type=int, metavar="N",
+                     help="number of actors (default: as many as fit: one per GPU, or per --ray-cpus-per-actor CPUs)")
+    ray.add_argument("--ray-cpus-per-actor", type=int, default=1, metavar="C",
+                     help="CPUs (= ONNX Runtime threads) of each CPU actor (default 1)")
     return parser
 
 
@@ -191,6 +218,26 @@ def _deblur_file(deblurrer: Deblurrer, image_path: Path, map_path: Path | None, 
     return sharp
 
 
+def _deblur_on_ray(args: argparse.Namespace) -> int:
+    """``--ray``: the folder on Ray Data (``runtime.archive``); 1 when any file failed (listed in the summary)."""
+    from runtime.archive import deblur_archive, summary_line  # Ray itself is imported there, only when needed
+
+    if not args.input.is_dir():
+        raise CliError(f"--ray deblurs a folder of images: {args.input} is not a folder")
+    summary = deblur_archive(
+        args.input, Path(args.output), map_folder=args.blur_map, map_scale=args.map_scale, model=args.model,
+        backend=args.backend, tile=args.tile or None, batch_size=args.batch_size, address=args.ray or None,
+        actors=args.ray_actors, cpus_per_actor=args.ray_cpus_per_actor, quiet=args.quiet,
+    )
+    print(summary_line(summary))
+    shown = 20
+    for failure in summary["failures"][:shown]:
+        print(f"svbr deblur: failed: {failure['input']}: {failure['error']}", file=sys.stderr)
+    if len(summary["failures"]) > shown:
+        print(f"svbr deblur: ... and {len(summary['failures']) - shown} more failures in the summary", file=sys.stderr)
+    return 1 if summary["counts"]["failed"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -198,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
             raise CliError(f"--tile must be >= 0, got {args.tile}")
         if args.map_scale is not None and not args.map_scale > 0:
             raise CliError(f"--map-scale must be > 0, got {args.map_scale}")
+        if args.ray is not None:
+            return _deblur_on_ray(args)
+        if args.ray_actors is not None or args.ray_cpus_per_actor != 1:
+            raise CliError("--ray-actors and --ray-cpus-per-actor need --ray")
         jobs = plan_jobs(args.input, args.blur_map, args.output)
         try:
             deblurrer = Deblurrer(args.model, backend=args.backend, tile=args.tile or None, batch_size=args.batch_size)

@@ -146,3 +146,54 @@ def test_learning_curve_from_a_run(images, tmp_path):
     assert table.count("\n") == 4 and "| 8 | estimated_maps |" in table
     assert curve_main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "reports")]) == 0
     assert (tmp_path / "reports" / "learning_curve.png").stat().st_size > 1000
+
+
+def test_weight_average_follows_the_formula():
+    from training.averaging import WeightAverage
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    average = WeightAverage(model, decay=0.75)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    model[1].num_batches_tracked += 3
+    average.update(model)
+    for key, value in average.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, 0.75 * start[key] + 0.25 * model.state_dict()[key])
+        else:
+            assert torch.equal(value, model.state_dict()[key])
+    with pytest.raises(ValueError, match="ema_decay"):
+        WeightAverage(model, decay=1.0)
+
+
+def test_a_run_with_a_weight_average_validates_keeps_and_resumes_it(images, tmp_path):
+    config = tiny_config(ema_decay=0.5)
+    straight = train(config, tmp_path / "straight", images_dir=images, device="cpu", quiet=True)
+    assert {"val_trained_true_psnr", "val_trained_true_ssim"} <= set(straight.history[-1])
+    saved = torch.load(tmp_path / "straight" / "resume.pt", weights_only=False)
+    trained, averaged = saved["model"], saved["ema"]
+    assert list(trained) == list(averaged)
+    assert not all(torch.equal(trained[k], averaged[k]) for k in trained)
+    assert saved["metadata"]["weights"] == "moving average, decay 0.5"
+    best = torch.load(tmp_path / "straight" / "best.pt", weights_only=False)["model"]
+    validated = {record["step"]: record["val_true_psnr"] for record in straight.history}
+    assert max(validated.values()) == straight.best_score
+    if max(validated, key=validated.get) == straight.step:  # the best is the last validation: the average itself
+        assert all(torch.equal(best[k], averaged[k]) for k in best)
+    # Interrupted and resumed (with Adam's state): the same average as the uninterrupted run.
+    train(config, tmp_path / "resumed", images_dir=images, device="cpu", max_steps=6, quiet=True)
+    train(config, tmp_path / "resumed", images_dir=images, device="cpu", resume=True, quiet=True)
+    again = torch.load(tmp_path / "resumed" / "resume.pt", weights_only=False)["ema"]
+    assert all(torch.equal(averaged[k], again[k]) for k in averaged)
+
+
+def test_a_weight_average_can_start_in_a_running_schedule(images, tmp_path):
+    """A run started without an average gains one on resume (from the current weights), noted in the metadata."""
+    train(tiny_config(), tmp_path / "run", images_dir=images, device="cpu", max_steps=6, quiet=True)
+    state = train(tiny_config(ema_decay=0.5), tmp_path / "run", images_dir=images, device="cpu", resume=True,
+                  quiet=True)
+    assert state.step == 12
+    saved = torch.load(tmp_path / "run" / "resume.pt", weights_only=False)
+    assert "ema" in saved
+    assert "weight average (decay 0.5) started at step 6" in saved["metadata"]["notes"]

@@ -63,8 +63,10 @@ def deblur_loss(prediction: Tensor, target: Tensor, l1_weight: float = 0.0) -> T
     ``l1_weight = 0`` is the paper's loss. A pixel term keeps colour on short
     CPU schedules, where SSIM alone lets local mean intensity drift (SPEC §4).
     """
-    # SSIM is computed in float32 even under autocast: its variance terms cancel catastrophically in bf16.
-    loss = 1.0 - ssim_per_image(prediction.float(), target.float()).mean()
+    # SSIM is computed in float32 at least, also under autocast: its variance terms cancel catastrophically in bf16.
+    dtype = torch.promote_types(prediction.dtype, torch.float32)
+    prediction, target = prediction.to(dtype), target.to(dtype)
+    loss = 1.0 - ssim_per_image(prediction, target).mean()
     if l1_weight:
-        loss = loss + l1_weight * (prediction.float() - target.float()).abs().mean()
+        loss = loss + l1_weight * (prediction - target).abs().mean()
     return loss

@@ -67,6 +67,19 @@ class Crop:
     true_radius_px: np.ndarray
 
 
+@dataclass(frozen=True)
+class CropPlan:
+    """The random draws behind one crop (see :meth:`PhotoSet.plan`)."""
+
+    photo_index: int
+    true_map: np.ndarray  # float H×W radii in px over the whole sample
+    top: int
+    left: int
+    height: int
+    width: int
+    augment_method: str | None  # None: the crop keeps its true map
+
+
 class PhotoSet:
     """The sharp photos of one split, decoded once, scaled and centre-cropped to the sample size.
 
@@ -113,28 +126,43 @@ class PhotoSet:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def draw(self, rng: np.random.Generator, patch_size: int | None, estimated: bool,
-             photo_index: int | None = None) -> Crop:
-        """A random photo (or the given one), map family and draw, crop and (if ``estimated``) estimated map."""
+    def plan(self, rng: np.random.Generator, patch_size: int | None, estimated: bool,
+             photo_index: int | None = None) -> CropPlan:
+        """Draw a random photo (or take the given one), map family and draw, crop and estimation method.
+
+        Only the draws: rendering them (:meth:`render`) costs the blur and the
+        estimate, so a rank of a distributed run plans every crop of a batch, to
+        consume the generator exactly as one process does, and renders its share.
+        """
         height, width = self.settings.height, self.settings.width
         if photo_index is None:
             photo_index = int(rng.integers(len(self.paths)))
-        sharp = self.photo(photo_index)
         family = MAP_FAMILIES[int(rng.integers(len(MAP_FAMILIES)))]
         true_map = draw_map(family, height, width, rng)
         size_h = patch_size or height // SIZE_MULTIPLE * SIZE_MULTIPLE
         size_w = patch_size or width // SIZE_MULTIPLE * SIZE_MULTIPLE
         top = int(rng.integers(0, height - size_h + 1))
         left = int(rng.integers(0, width - size_w + 1))
-        window = (slice(top, top + size_h), slice(left, left + size_w))
-        blurry = blur_window(sharp, true_map, top, left, size_h, size_w)
-        true_crop = np.asarray(true_map[window], dtype=np.float32)
+        method = AUGMENT_METHODS[int(rng.integers(len(AUGMENT_METHODS)))] if estimated else None
+        return CropPlan(photo_index, true_map, top, left, size_h, size_w, method)
+
+    def render(self, plan: CropPlan) -> Crop:
+        """The crop a plan describes: blurred, and given its estimated map if the plan has a method."""
+        sharp = self.photo(plan.photo_index)
+        window = (slice(plan.top, plan.top + plan.height), slice(plan.left, plan.left + plan.width))
+        blurry = blur_window(sharp, plan.true_map, plan.top, plan.left, plan.height, plan.width)
+        true_crop = np.asarray(plan.true_map[window], dtype=np.float32)
         radius = true_crop
-        if estimated:
-            method = AUGMENT_METHODS[int(rng.integers(len(AUGMENT_METHODS)))]
-            radius = propagate(blurry, true_crop, method=method,
+        if plan.augment_method is not None:
+            height, width = self.settings.height, self.settings.width
+            radius = propagate(blurry, true_crop, method=plan.augment_method,
                                sigma_s_px=min(height, width) / DT_SIGMA_S_DIVISOR)
         return Crop(blurry, sharp[window], radius, true_crop)
+
+    def draw(self, rng: np.random.Generator, patch_size: int | None, estimated: bool,
+             photo_index: int | None = None) -> Crop:
+        """A random photo (or the given one), map family and draw, crop and (if ``estimated``) estimated map."""
+        return self.render(self.plan(rng, patch_size, estimated, photo_index))
 
 
 class OnTheFlyBatches(Dataset):
@@ -147,16 +175,22 @@ class OnTheFlyBatches(Dataset):
         augmented_fraction: probability that a crop gets an estimated map (0 in stage 1, 0.5 in stage 2).
         seed: with the step, determines the batch.
         length: number of steps (items).
+        shard: (rank, world size): item ``step`` holds only this rank's share of
+            the batch, crops ``rank·n … (rank+1)·n − 1`` with n = batch_size / world size.
     """
 
     def __init__(self, photos: PhotoSet, patch_size: int | None, batch_size: int,
-                 augmented_fraction: float, seed: int, length: int) -> None:
+                 augmented_fraction: float, seed: int, length: int, shard: tuple[int, int] = (0, 1)) -> None:
         if patch_size is not None and patch_size % SIZE_MULTIPLE:
             raise ValueError(f"patch_size must be a multiple of {SIZE_MULTIPLE}, got {patch_size}")
         if patch_size is not None and patch_size > min(photos.settings.height, photos.settings.width):
             raise ValueError(f"patch_size {patch_size} exceeds the sample size "
                              f"{photos.settings.height}×{photos.settings.width}")
+        rank, world_size = shard
+        if batch_size % world_size:
+            raise ValueError(f"batch_size {batch_size} does not split evenly over {world_size} processes")
         self.photos = photos
+        self.shard = shard
         self.patch_size = patch_size
         self.batch_size = batch_size
         self.augmented_fraction = augmented_fraction
@@ -168,9 +202,11 @@ class OnTheFlyBatches(Dataset):
 
     def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, step])
-        crops = [self.photos.draw(rng, self.patch_size, rng.random() < self.augmented_fraction)
+        plans = [self.photos.plan(rng, self.patch_size, rng.random() < self.augmented_fraction)
                  for _ in range(self.batch_size)]
-        return stack(crops)
+        rank, world_size = self.shard
+        share = self.batch_size // world_size
+        return stack([self.photos.render(plan) for plan in plans[rank * share : (rank + 1) * share]])
 
 
 def stack(crops: list[Crop]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -180,13 +216,16 @@ def stack(crops: list[Crop]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return torch.stack(images), torch.stack(maps), torch.stack(targets)
 
 
-def validation_crops(photos: PhotoSet, count: int, seed: int, estimated: bool) -> list[Crop]:
+def validation_crops(photos: PhotoSet, count: int, seed: int, estimated: bool,
+                     shard: tuple[int, int] = (0, 1)) -> list[Crop]:
     """A fixed validation set: ``count`` whole samples spread evenly over the photos.
 
     The same photos, maps and estimates for a given (count, seed), on any machine.
+    ``shard=(rank, world size)`` keeps samples ``rank, rank + world size, …`` only.
     """
+    rank, world_size = shard
     crops = []
-    for index in np.linspace(0, len(photos) - 1, count).round().astype(int):
+    for index in np.linspace(0, len(photos) - 1, count).round().astype(int)[rank::world_size]:
         # The generator does not depend on ``estimated``: both kinds score the same blurry images.
         rng = np.random.default_rng([seed, int(index)])
         crops.append(photos.draw(rng, None, estimated, photo_index=int(index)))

@@ -13,10 +13,17 @@ A run directory holds::
     OUT/log.jsonl      one line per validation
     OUT/best.pt        the weights of the best validation so far
 
+With ``ema_decay`` set, the weights validated, kept as ``best.pt`` and bundled
+are the moving average of the trained weights (``training.averaging``); the
+average is saved in ``resume.pt`` beside them.
+
 ``--resume`` continues from ``resume.pt``. Without ``optimizer.pt`` (a brand-new
 machine) Adam's moments are rebuilt while the learning rate ramps up again
 over ``adam_warmup_steps``. The run checkpoints every ``checkpoint_every_steps``
 and on SIGTERM/SIGINT.
+
+``torchrun --nproc-per-node N -m training.train ...`` runs it data-parallel
+(``training.distributed``): the same steps, the global batch split over N processes.
 """
 
 from __future__ import annotations
@@ -34,10 +41,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from training.averaging import WeightAverage
 from training.cache import SynthSettings
+from training.distributed import World, any_rank, current_world, mean_over_ranks, process_group, synchronise_batchnorm
 from training.losses import deblur_loss, psnr_per_image, ssim_per_image
 from training.model import HEADS, PRETRAINED_PATH, SVBRNet, load_checkpoint, save_checkpoint
 from training.photos import Crop, OnTheFlyBatches, PhotoSet, stack, validation_crops
@@ -71,6 +81,7 @@ class TrainConfig:
     min_learning_rate: float = 1e-5
     adam_warmup_steps: int = 0  # after a resume without optimizer.pt: linear ramp while Adam's moments rebuild
     l1_weight: float = 0.0  # 0 = the paper's loss
+    ema_decay: float = 0.0  # > 0: validate, keep as best.pt and ship an exponential moving average of the weights
     channels_last: bool = False
     cpu_bf16: bool = False  # bfloat16 autocast on CPU
     cuda_amp: bool = True  # float16 autocast on CUDA
@@ -119,15 +130,19 @@ def config_record(config: TrainConfig) -> dict[str, Any]:
     return json.loads(json.dumps(asdict(config)))
 
 
+#: Config keys a resumed run may change.
+RESUMABLE_CHANGES = frozenset({"description", "ema_decay"})
+
+
 def schedule_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Config keys whose values differ between a checkpoint and the current config.
 
-    The description is prose, and a key one of the two records lacks (a setting
-    added to ``TrainConfig`` after the run began) keeps its default, so neither
-    stops a resume.
+    The description is prose, a key one of the two records lacks (a setting
+    added to ``TrainConfig`` after the run began) keeps its default, and the
+    weight average only watches the trained weights, so none of them stops a resume.
     """
     return sorted(key for key in set(saved) & set(current)
-                  if key != "description" and saved[key] != current[key])
+                  if key not in RESUMABLE_CHANGES and saved[key] != current[key])
 
 
 def learning_rate_at(config: TrainConfig, step: int) -> float:
@@ -141,12 +156,13 @@ def learning_rate_at(config: TrainConfig, step: int) -> float:
     raise ValueError(f"lr_schedule must be 'step' or 'cosine', got {config.lr_schedule!r}")
 
 
-def pick_device(requested: str) -> torch.device:
+def pick_device(requested: str, world: World = World()) -> torch.device:
+    """The device for ``--device`` (``auto``: CUDA when present); each rank of a CUDA run gets its local GPU."""
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda asked for, but PyTorch sees no CUDA device")
-    return torch.device(requested)
+    return torch.device("cuda", world.local_rank) if requested == "cuda" else torch.device(requested)
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -171,24 +187,28 @@ def git_commit() -> str | None:
 
 @torch.no_grad()
 def evaluate(model: SVBRNet | None, crops: list[Crop], device: torch.device,
-             channels_last: bool = False) -> dict[str, float]:
-    """Mean PSNR (dB) and SSIM of the network on whole validation samples (``None``: of the blurry inputs)."""
+             channels_last: bool = False, world: World = World()) -> dict[str, float]:
+    """Mean PSNR (dB) and SSIM of the network on whole validation samples (``None``: of the blurry inputs).
+
+    In a distributed run each rank passes its share of the samples and gets the mean over all of them.
+    """
     if model is not None:
         model.eval()
     psnrs, ssims = [], []
+    dtype = next(model.parameters()).dtype if model is not None else torch.float32
     for crop in crops:
-        image, blur_map, sharp = (t.to(device) for t in stack([crop]))
+        image, blur_map, sharp = (t.to(device, dtype) for t in stack([crop]))
         if channels_last:
             image, blur_map = (t.contiguous(memory_format=torch.channels_last) for t in (image, blur_map))
-        output = image if model is None else model(image, blur_map).float()
+        output = image if model is None else model(image, blur_map).to(sharp.dtype)
         psnrs.append(float(psnr_per_image(output, sharp)[0]))
         ssims.append(float(ssim_per_image(output, sharp)[0]))
-    return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))}
+    return {"psnr": mean_over_ranks(psnrs, world), "ssim": mean_over_ranks(ssims, world)}
 
 
-def blurry_baseline(crops: list[Crop]) -> dict[str, float]:
+def blurry_baseline(crops: list[Crop], world: World = World()) -> dict[str, float]:
     """Mean PSNR (dB) and SSIM of the blurry inputs themselves, scored as :func:`evaluate` scores the network."""
-    return evaluate(None, crops, torch.device("cpu"))
+    return evaluate(None, crops, torch.device("cpu"), world=world)
 
 
 @dataclass
@@ -246,14 +266,24 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
         resume: continue ``out_dir/resume.pt``; without it an existing run is an error.
         max_steps: stop (checkpointed) after this many steps in this call.
         quiet: no progress bar or messages.
+
+    Under torchrun (see ``training.distributed``) every rank calls this; rank 0
+    alone writes the run directory and reports.
     """
     images_dir = Path(images_dir or DEFAULT_IMAGES)
     run = Run(out_dir)
-    run.dir.mkdir(parents=True, exist_ok=True)
-    torch_device = pick_device(device)
+    world = current_world()
+    quiet = quiet or not world.is_main
+    if config.batch_size % world.size:
+        raise ValueError(f"batch_size {config.batch_size} does not split evenly over {world.size} processes")
+    if world.is_main:
+        run.dir.mkdir(parents=True, exist_ok=True)
+    torch_device = pick_device(device, world)
     torch.manual_seed(config.seed)
 
     model = SVBRNet(config.head).to(torch_device)
+    if world.size > 1:
+        synchronise_batchnorm(model, torch_device)  # before the optimiser is given the parameters
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
@@ -265,6 +295,7 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
     state = RunState()
     notes: list[str] = []  # provenance carried from checkpoint to checkpoint
     warmup_until = 0  # steps before this one ramp the learning rate up (moments being rebuilt)
+    resumed_average = None
     if resume and run.resume.exists():
         checkpoint = load_checkpoint(run.resume, map_location=str(torch_device))
         changed = schedule_changes(checkpoint["metadata"]["config"], config_record(config))
@@ -272,6 +303,7 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
             raise ValueError(f"{run.resume} was written with another config (differs in {', '.join(changed)}); "
                              "use another --out")
         model.load_state_dict(checkpoint["model"])
+        resumed_average = checkpoint.get("ema")
         state = RunState(**checkpoint["run_state"])
         state.resumes += 1
         notes = list(checkpoint["metadata"].get("notes", []))
@@ -291,51 +323,77 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
         raise FileExistsError(f"{run.resume} exists: pass --resume to continue it, or another --out")
     if state.step >= config.total_steps:
         return state
+    average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
+    if average is not None:
+        if resumed_average is not None:
+            average.load_state_dict(resumed_average)
+        elif state.step:
+            notes.append(f"weight average (decay {config.ema_decay}) started at step {state.step}")
+    scored = average.model if average is not None else model  # the weights validated, kept and shipped
+    forward = model
+    if world.size > 1:
+        forward = DistributedDataParallel(model, device_ids=[torch_device.index] if torch_device.type == "cuda" else None)
 
     settings = SynthSettings(config.sample_height, config.sample_width, config.seed)
     val_photos = PhotoSet(images_dir, "val", settings, lazy=True)  # only the val_samples photos are decoded
-    val_sets = {"true": validation_crops(val_photos, config.val_samples, config.seed, estimated=False)}
+    val_sets = {"true": validation_crops(val_photos, config.val_samples, config.seed, estimated=False,
+                                         shard=world.shard)}
     if any(stage.augmented_fraction for stage in config.stages):
-        val_sets["estimated"] = validation_crops(val_photos, config.val_samples, config.seed, estimated=True)
+        val_sets["estimated"] = validation_crops(val_photos, config.val_samples, config.seed, estimated=True,
+                                                 shard=world.shard)
     train_photos = PhotoSet(images_dir, "train", settings, lazy=True)
 
     def metadata() -> dict[str, Any]:
         return {"config": config_record(config), "commit": git_commit(), "images_dir": str(images_dir),
                 "train_images": len(train_photos.paths), "val_images": len(val_photos.paths),
                 "step": state.step, "validation": state.history[-1] if state.history else {},
+                "weights": f"moving average, decay {config.ema_decay}" if average is not None else "trained",
                 "notes": notes}
 
     def checkpoint() -> None:
-        save_checkpoint(run.resume, model, metadata(), run_state=asdict(state))
+        if not world.is_main:
+            return
+        extra = {"ema": average.state_dict()} if average is not None else {}
+        save_checkpoint(run.resume, model, metadata(), run_state=asdict(state), **extra)
         torch.save({"step": state.step, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()},
                    run.optimizer)
 
     # The blurry input's own scores on the validation set: the level the curve must clear.
-    blurry_scores = {f"val_blurry_{k}": round(v, 5) for k, v in blurry_baseline(val_sets["true"]).items()}
+    blurry_scores = {f"val_blurry_{k}": round(v, 5) for k, v in blurry_baseline(val_sets["true"], world).items()}
 
     def validate(stage: Stage, lr: float, losses: list[float]) -> None:
         record: dict[str, Any] = {"step": state.step, "stage": stage.name, "lr": lr,
-                                  "train_loss": float(np.mean(losses)) if losses else None,
+                                  "train_loss": mean_over_ranks(losses, world) if losses else None,
                                   "seconds": round(state.seconds, 1), **blurry_scores}
         for kind, crops in val_sets.items():
-            scores = evaluate(model, crops, torch_device, config.channels_last)
+            scores = evaluate(scored, crops, torch_device, config.channels_last, world)
             record.update({f"val_{kind}_psnr": round(scores["psnr"], 4), f"val_{kind}_ssim": round(scores["ssim"], 5)})
+        if average is not None:  # the trained weights themselves, for comparison
+            scores = evaluate(model, val_sets["true"], torch_device, config.channels_last, world)
+            record.update({"val_trained_true_psnr": round(scores["psnr"], 4),
+                           "val_trained_true_ssim": round(scores["ssim"], 5)})
         model.train()
         state.history.append(record)
+        improved = state.best_score is None or record["val_true_psnr"] > state.best_score
+        if improved:
+            state.best_score = record["val_true_psnr"]
+        if not world.is_main:
+            return
         with run.log.open("a") as log:
             log.write(json.dumps(record) + "\n")
-        if state.best_score is None or record["val_true_psnr"] > state.best_score:
-            state.best_score = record["val_true_psnr"]
-            save_checkpoint(run.best, model, metadata(), seconds=state.seconds)
+        if improved:
+            save_checkpoint(run.best, scored, metadata(), seconds=state.seconds)
         if not quiet:
             tqdm.write(json.dumps(record), file=sys.stderr)
 
+    parameter_dtype = next(model.parameters()).dtype  # float32, or float64 under torch.set_default_dtype
     stop_at = config.total_steps if max_steps is None else min(config.total_steps, state.step + max_steps)
     with StopRequest() as stop:
         while state.step < stop_at and not stop.requested:
             stage, stage_end = config.stage_at(state.step)
             batches = OnTheFlyBatches(train_photos, config.patch_size, config.batch_size,
-                                      stage.augmented_fraction, config.seed, length=config.total_steps)
+                                      stage.augmented_fraction, config.seed, length=config.total_steps,
+                                      shard=world.shard)
             end = min(stage_end, stop_at)
             loader = DataLoader(batches, batch_size=None, sampler=range(state.step, end),
                                 num_workers=config.workers, prefetch_factor=4 if config.workers else None,
@@ -354,16 +412,19 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
                         lr *= (state.step - (warmup_until - config.adam_warmup_steps) + 1) / config.adam_warmup_steps
                     for group in optimizer.param_groups:
                         group["lr"] = lr
-                    image, blur_map, sharp = (t.to(torch_device, non_blocking=True) for t in (image, blur_map, sharp))
+                    image, blur_map, sharp = (t.to(torch_device, parameter_dtype, non_blocking=True)
+                                              for t in (image, blur_map, sharp))
                     if config.channels_last:
                         image, blur_map = (t.contiguous(memory_format=torch.channels_last) for t in (image, blur_map))
                     with torch.autocast(torch_device.type, dtype=autocast_dtype, enabled=autocast_enabled):
-                        output = model(image, blur_map)
+                        output = forward(image, blur_map)
                     loss = deblur_loss(output, sharp, config.l1_weight)
                     optimizer.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
                     scaler.step(optimizer)
                     scaler.update()
+                    if average is not None:
+                        average.update(model)
                     losses.append(float(loss.detach()))
                     state.step += 1
                     progress.update()
@@ -375,6 +436,7 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
                         validate(stage, lr, losses)
                         losses = []
                         started = time.perf_counter()  # validation time is not training time
+                    stop.requested = any_rank(stop.requested, world)  # every rank stops after the same step
                     if state.step % config.checkpoint_every_steps == 0 or stop.requested:
                         checkpoint()
                     if stop.requested:
@@ -406,7 +468,11 @@ def bundle(run_checkpoint: Path, out: Path = PRETRAINED_PATH) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="svbr train", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="svbr train", description=__doc__.split("\n\n")[0],
+        epilog="Data parallel over N processes (GPUs, or CPU processes with gloo): "
+               "torchrun --nproc-per-node N -m training.train --config CONFIG [options]; "
+               "batch_size must divide by N (README: Scaling out).")
     parser.add_argument("--config", required=True,
                         help="config file, or a shipped config name: cpu (the shipped model) or paper (SPEC §4, GPU)")
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES,
@@ -429,15 +495,20 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         out_dir = args.out or Path(__file__).resolve().parent / "runs" / config.name
         state = None
-        if args.max_steps != 0:  # --max-steps 0 --bundle: bundle what the run has, train nothing
-            state = train(config, out_dir, images_dir=args.images, device=args.device, resume=args.resume,
-                          max_steps=args.max_steps)
-        if args.bundle:
+        with process_group(args.device) as world:
+            if args.max_steps != 0:  # --max-steps 0 --bundle: bundle what the run has, train nothing
+                state = train(config, out_dir, images_dir=args.images, device=args.device, resume=args.resume,
+                              max_steps=args.max_steps)
+        if args.bundle and world.is_main:
             metadata = bundle(Run(out_dir).best)
             print(f"bundled weights of step {metadata['step']} written to {PRETRAINED_PATH}", file=sys.stderr)
     except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as error:
         print(f"svbr train: error: {error}", file=sys.stderr)
         return 2
-    if state is not None:
+    if state is not None and world.is_main:
         print(json.dumps(state.history[-1] if state.history else {}, indent=1))
     return 0
+
+
+if __name__ == "__main__":  # torchrun ... -m training.train
+    sys.exit(main())
