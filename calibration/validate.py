@@ -202,8 +202,9 @@ def model_runner(path: Path, backend: str, sample_size: tuple[int, int], cache_d
 
         require_tensorrt()  # the one-sentence TensorRTUnavailable, before anything else is tried
         if path.suffix == ".onnx":
-            path = build_engine(path, path.with_suffix(".validate.engine"), profile=exact_profile(*sample_size),
-                                cache_dir=cache_dir).engine_path
+            io = onnx_io(model_metadata(path))[0]
+            path = build_engine(path, path.with_suffix(".validate.engine"),
+                                profile=exact_profile(*sample_size, io=io), cache_dir=cache_dir).engine_path
         metadata = model_metadata(path)
         precision = metadata.get("svbr.precision", "unknown")
         runner = tensorrt_runner(path)

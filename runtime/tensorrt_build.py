@@ -115,11 +115,26 @@ def nvidia_gpu_present() -> bool:
 # --- profile and cache key: pure functions, tested without TensorRT -------------------------
 
 
+def window_shape(io: str, batch: int, channels: int, height: int, width: int) -> tuple[int, ...]:
+    """An input's shape in a graph's layout: N×C×H×W (float I/O), or N×H×W×3 / N×H×W (``svbr export --io uint8``)."""
+    if io == "float32":
+        return batch, channels, height, width
+    if io == "uint8":
+        return (batch, height, width, channels) if channels == 3 else (batch, height, width)
+    raise ValueError(f"io must be 'float32' or 'uint8', got {io!r}")
+
+
+def window_dims(io: str, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(batch, height, width) of an image-input shape in the layout of ``io`` (see :func:`window_shape`)."""
+    return (shape[0], shape[2], shape[3]) if io == "float32" else (shape[0], shape[1], shape[2])
+
+
 def optimisation_profile(
     tile: int = DEFAULT_TILE_PX,
     halo: int = HALO_PX,
     max_batch: int = 1,
     opt_batch: int | None = None,
+    io: str = "float32",
 ) -> Profile:
     """The shape range of the windows ``Deblurrer(tile=tile, halo=halo)`` sends to a backend.
 
@@ -134,9 +149,11 @@ def optimisation_profile(
         halo: context (px) around a tile, as ``Deblurrer`` uses (default ``HALO_PX``).
         max_batch: most windows per call (``Deblurrer``'s ``batch_size``).
         opt_batch: the batch TensorRT tunes for (default ``max_batch``).
+        io: the model's I/O kind (``svbr.io`` metadata): ``float32`` or ``uint8``.
 
     Returns:
-        ``{input name: (min, opt, max)}``, shapes N×C×H×W; opt is a full tile at ``opt_batch``.
+        ``{input name: (min, opt, max)}``, shapes in the layout of ``io`` (:func:`window_shape`);
+        opt is a full tile at ``opt_batch``.
     """
     if tile < 1:
         raise ValueError(f"tile must be a positive number of pixels, got {tile}")
@@ -150,24 +167,26 @@ def optimisation_profile(
     profile: Profile = {}
     for name, channels in ((INPUT_IMAGE_NAME, 3), (INPUT_MAP_NAME, 1)):
         profile[name] = (
-            (1, channels, smallest.window_height, smallest.window_width),
-            (opt_batch, channels, largest.window_height, largest.window_width),
-            (max_batch, channels, largest.window_height, largest.window_width),
+            window_shape(io, 1, channels, smallest.window_height, smallest.window_width),
+            window_shape(io, opt_batch, channels, largest.window_height, largest.window_width),
+            window_shape(io, max_batch, channels, largest.window_height, largest.window_width),
         )
     return profile
 
 
-def exact_profile(height: int, width: int, batch: int = 1) -> Profile:
+def exact_profile(height: int, width: int, batch: int = 1, io: str = "float32") -> Profile:
     """A single-shape profile (e.g. full-frame validation samples of one size)."""
     if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE or height < 1 or width < 1 or batch < 1:
         raise ValueError(f"shape must be positive with H, W multiples of {SIZE_MULTIPLE}, got {batch}×{height}×{width}")
-    return {name: ((batch, c, height, width),) * 3 for name, c in ((INPUT_IMAGE_NAME, 3), (INPUT_MAP_NAME, 1))}
+    return {name: (window_shape(io, batch, c, height, width),) * 3
+            for name, c in ((INPUT_IMAGE_NAME, 3), (INPUT_MAP_NAME, 1))}
 
 
-def profile_limits(profile: Profile) -> tuple[int, tuple[int, int], tuple[int, int]]:
+def profile_limits(profile: Profile, io: str = "float32") -> tuple[int, tuple[int, int], tuple[int, int]]:
     """(largest batch, smallest (H, W), largest (H, W)) a profile accepts, from its image input."""
     low, _, high = profile[INPUT_IMAGE_NAME]
-    return high[0], (low[2], low[3]), (high[2], high[3])
+    (_, low_h, low_w), (batch, high_h, high_w) = window_dims(io, low), window_dims(io, high)
+    return batch, (low_h, low_w), (high_h, high_w)
 
 
 def _canonical_profile(profile: Profile) -> dict[str, list[list[int]]]:
@@ -479,10 +498,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from runtime.backends.base import onnx_io
+
     parser = _parser()
     args = parser.parse_args(argv)
+    # A uint8-I/O model (svbr export --io uint8) takes N×H×W×3 windows: its profile is in that layout.
+    io = onnx_io(onnx_svbr_metadata(args.onnx.read_bytes()))[0] if args.onnx.is_file() else "float32"
     try:
-        profile = optimisation_profile(args.tile, args.halo, args.max_batch, args.opt_batch)
+        profile = optimisation_profile(args.tile, args.halo, args.max_batch, args.opt_batch, io=io)
     except ValueError as error:
         parser.error(str(error))
     if args.show_profile:

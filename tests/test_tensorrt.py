@@ -368,7 +368,8 @@ class _FakeEngine:
         return _FakeTrt.TensorIOMode.INPUT if name in self.profile else _FakeTrt.TensorIOMode.OUTPUT
 
     def get_tensor_dtype(self, name):
-        return np.float32
+        (kind,) = [v.type for v in (*self.session.get_inputs(), *self.session.get_outputs()) if v.name == name]
+        return {"tensor(float)": np.dtype(np.float32), "tensor(uint8)": np.dtype(np.uint8)}[kind]
 
     def get_tensor_profile_shape(self, name, index):
         assert index == 0
@@ -395,17 +396,18 @@ class _FakeContext:
 
     def execute_async_v3(self, stream_handle):
         assert stream_handle == _FakeCuda.Stream.HANDLE
-        feeds = {name: _FakeCuda.memory[self.addresses[name]][: int(np.prod(shape))].reshape(shape)
+        feeds = {name: _FakeCuda.memory[self.addresses[name]].view(self.engine.get_tensor_dtype(name))
+                 [: int(np.prod(shape))].reshape(shape)
                  for name, shape in self.shapes.items() if name != "sharp"}
         (sharp,) = self.engine.session.run(["sharp"], feeds)
         self.shapes["sharp"] = sharp.shape
-        _FakeCuda.memory[self.addresses["sharp"]][: sharp.size] = sharp.ravel()
+        _FakeCuda.memory[self.addresses["sharp"]][: sharp.nbytes] = np.ascontiguousarray(sharp).view(np.uint8).ravel()
         self.calls.append(("execute_async_v3",))
         return True
 
 
 class _FakeCuda:
-    """A module-like stand-in for ``pycuda.driver``: device memory is numpy, addressed by int."""
+    """A module-like stand-in for ``pycuda.driver``: device memory is numpy bytes, addressed by int."""
 
     memory: dict[int, np.ndarray] = {}
     allocations = 0
@@ -458,7 +460,7 @@ class _FakeCuda:
     class _Allocation:
         def __init__(self, nbytes):
             self.address = 4096 * (len(_FakeCuda.memory) + 1)
-            _FakeCuda.memory[self.address] = np.zeros(nbytes // 4, np.float32)
+            _FakeCuda.memory[self.address] = np.zeros(nbytes, np.uint8)
 
         def __int__(self):
             return self.address
@@ -479,11 +481,11 @@ class _FakeCuda:
     @staticmethod
     def memcpy_htod_async(device, host, stream):
         assert host.flags.c_contiguous
-        _FakeCuda.memory[int(device)][: host.size] = host.ravel()
+        _FakeCuda.memory[int(device)][: host.nbytes] = host.view(np.uint8).ravel()
 
     @staticmethod
     def memcpy_dtoh_async(host, device, stream):
-        host.ravel()[...] = _FakeCuda.memory[int(device)][: host.size]
+        host.view(np.uint8).ravel()[...] = _FakeCuda.memory[int(device)][: host.nbytes]
 
 
 @pytest.fixture
@@ -557,6 +559,50 @@ def test_deblurrer_glue_on_a_stand_in(fake_tensorrt, random_onnx_model, tmp_path
         assert deblurrer.batch_size == 2
         sharp = deblurrer.deblur(image, blur_map)
     assert np.abs(sharp.astype(int) - expected).max() <= 1
+
+
+@pytest.mark.skipif(TENSORRT, reason="TensorRT is installed: the real tests above cover this")
+def test_uint8_io_engine_on_a_stand_in(fake_tensorrt, random_onnx_model, tmp_path):
+    """An engine of a uint8-I/O model: profile in N×H×W×3 / N×H×W, uint8 buffers, Deblurrer feeds uint8 windows."""
+    import onnx
+
+    from export.io_wrap import wrap_uint8_io
+    from runtime import Deblurrer
+    from runtime.backends.tensorrt_backend import TensorRTBackend
+    from runtime.tensorrt_build import build_engine
+
+    uint8_model = tmp_path / "u8.onnx"
+    onnx.save(wrap_uint8_io(onnx.load(str(random_onnx_model))), str(uint8_model))
+    profile = optimisation_profile(32, 16, max_batch=2, io="uint8")
+    assert profile["image"][2] == (2, 64, 64, 3) and profile["blur_map"][2] == (2, 64, 64)
+    built = build_engine(uint8_model, tmp_path / "u8.engine", profile=profile, cache_dir=tmp_path / "cache")
+    backend = TensorRTBackend(built.engine_path)
+    assert backend.io == "uint8" and backend.preferred_batch_size == 2
+    with pytest.raises(ValueError, match="uint8"):
+        backend.run(np.zeros((1, 3, 64, 64), np.float32), np.zeros((1, 1, 64, 64), np.float32))
+    with pytest.raises(ValueError, match="outside the engine's profile"):
+        backend.run(np.zeros((1, 68, 64, 3), np.uint8), np.zeros((1, 68, 64), np.float32))
+    image = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    blur_map = np.full((70, 90), 2.0, np.float32)
+    with Deblurrer(model=uint8_model, backend="onnxruntime-cpu", tile=32, halo=16) as reference:
+        expected = reference.deblur(image, blur_map)
+    with Deblurrer(backend=backend, tile=32, halo=16) as deblurrer:
+        sharp = deblurrer.deblur(image, blur_map)
+    assert sharp.dtype == np.uint8 and np.array_equal(sharp, expected)
+
+
+def test_build_engine_profile_follows_the_model_io(random_onnx_model, tmp_path, capsys):
+    import onnx
+
+    from export.io_wrap import wrap_uint8_io
+
+    uint8_model = tmp_path / "u8.onnx"
+    onnx.save(wrap_uint8_io(onnx.load(str(random_onnx_model))), str(uint8_model))
+    from runtime.tensorrt_build import main
+
+    assert main(["--onnx", str(uint8_model), "--show-profile", "--tile", "32", "--halo", "16"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["image"][2][1:] == [64, 64, 3] and len(shown["blur_map"][2]) == 3
 
 
 def test_tensorrt_backend_by_name_says_how_to_install_it(tmp_path):

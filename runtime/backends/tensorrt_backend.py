@@ -15,6 +15,10 @@ written by ``svbr build-engine``. The model may also be the ONNX file itself
 once ``svbr build-engine`` has built it on this machine: the engine is then
 looked up in the engine cache (never built here: a build takes minutes).
 
+An engine built from a uint8-I/O model (``svbr export --io uint8``) takes uint8
+N×H×W×3 windows and radii in px and returns uint8 (``io`` = ``"uint8"``, from the
+sidecar's ``svbr.io``): only uint8 crosses the bus, and the conversion runs on the GPU.
+
 tensorrt and pycuda are imported when a backend is made, never when this
 module is imported.
 """
@@ -27,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.backends.base import Backend, check_network_inputs
+from runtime.backends.base import Backend, check_network_inputs, check_uint8_network_inputs, onnx_io
 from runtime.constants import INPUT_IMAGE_NAME, INPUT_MAP_NAME, OUTPUT_NAME, PRECISIONS
 from runtime.tensorrt_build import (
     INSTALL_HINT,
@@ -36,6 +40,8 @@ from runtime.tensorrt_build import (
     read_engine_metadata,
     require_tensorrt,
     tensorrt_installed,
+    window_dims,
+    window_shape,
 )
 
 #: Engine files; an ``.onnx`` path is looked up in the engine cache.
@@ -84,6 +90,7 @@ class TensorRTBackend(Backend):
         self.metadata: dict[str, str] = dict(sidecar.get("svbr", {}))
         precision = self.metadata.get("svbr.precision", "unknown")
         self.precision = precision if precision in PRECISIONS else "unknown"
+        self.io, self.io_channel_order = onnx_io(self.metadata)
         self.name = "tensorrt"
         self.device = f"cuda:{device_id}"
 
@@ -117,10 +124,10 @@ class TensorRTBackend(Backend):
         self._profile = {name: tuple(tuple(int(d) for d in shape) for shape in engine.get_tensor_profile_shape(name, 0))
                          for name in inputs}
         _, optimum, maximum = self._profile[INPUT_IMAGE_NAME]
-        largest_batch, height, width = maximum[0], maximum[2], maximum[3]
+        largest_batch, height, width = window_dims(self.io, maximum)
         self.preferred_batch_size = int(optimum[0])  # the batch the engine was tuned for
-        largest = {INPUT_IMAGE_NAME: (largest_batch, 3, height, width), INPUT_MAP_NAME: (largest_batch, 1, height, width),
-                   OUTPUT_NAME: (largest_batch, 3, height, width)}
+        largest = {name: window_shape(self.io, largest_batch, channels, height, width)
+                   for name, channels in ((INPUT_IMAGE_NAME, 3), (INPUT_MAP_NAME, 1), (OUTPUT_NAME, 3))}
         self._stream = self._cuda.Stream()
         self._execution = engine.create_execution_context()
         self._device_buffers: dict[str, Any] = {}
@@ -143,16 +150,20 @@ class TensorRTBackend(Backend):
         return INSTALL_HINT if not tensorrt_installed() else "TensorRT is installed but no NVIDIA GPU is visible"
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
-        (low, _, high) = self._profile[INPUT_IMAGE_NAME]
-        n, _, height, width = shape
-        if not (low[0] <= n <= high[0] and low[2] <= height <= high[2] and low[3] <= width <= high[3]):
+        (low, _, high) = (window_dims(self.io, s) for s in self._profile[INPUT_IMAGE_NAME])
+        n, height, width = window_dims(self.io, shape)
+        if not (low[0] <= n <= high[0] and low[1] <= height <= high[1] and low[2] <= width <= high[2]):
             raise ValueError(
-                f"input {n}×3×{height}×{width} is outside the engine's profile (batch {low[0]}..{high[0]}, "
-                f"{low[2]}..{high[2]} × {low[3]}..{high[3]} px): use the Deblurrer tile, halo and batch the "
-                "engine was built for (svbr build-engine --tile/--halo/--max-batch)")
+                f"input of {n} window(s) of {height}×{width} px is outside the engine's profile (batch "
+                f"{low[0]}..{high[0]}, {low[1]}..{high[1]} × {low[2]}..{high[2]} px): use the Deblurrer tile, halo "
+                "and batch the engine was built for (svbr build-engine --tile/--halo/--max-batch)")
 
     def run(self, image: np.ndarray, blur_map: np.ndarray) -> np.ndarray:
-        check_network_inputs(image, blur_map)
+        """Float I/O: the network contract (float32 N×3×H×W, N×1×H×W → N×3×H×W); uint8 I/O: see the module notes."""
+        if self.io == "uint8":
+            check_uint8_network_inputs(image, blur_map)
+        else:
+            check_network_inputs(image, blur_map)
         self._check_shape(image.shape)
         cuda, stream = self._cuda, self._stream
         self._context.push()
@@ -168,7 +179,7 @@ class TensorRTBackend(Backend):
             output = self._host_buffers[OUTPUT_NAME][: int(np.prod(shape))].reshape(shape)
             cuda.memcpy_dtoh_async(output, self._device_buffers[OUTPUT_NAME], stream)
             stream.synchronize()
-            return output.astype(np.float32, copy=True)
+            return output.copy() if self.io == "uint8" else output.astype(np.float32, copy=True)
         finally:
             cuda.Context.pop()
 
