@@ -201,6 +201,17 @@ def calibrate(
     return summary
 
 
+def cli_keep_fp16(args: argparse.Namespace) -> str | int | list[str] | None:
+    """``--keep-fp16`` as :func:`calibrate` takes it; unset, TensorRT INT8 keeps ``auto``.
+
+    Measured on the step-5,500 weights: every layer in INT8 scored mean SSIM 0.970 against
+    PyTorch (the bar is 0.98), the first convolution alone in float16 0.991 (README, Precision).
+    """
+    if args.keep_fp16 is None:
+        return "auto" if args.precision == "int8" and args.target == "tensorrt" else None
+    return None if args.keep_fp16 == "none" else parse_keep_fp16(args.keep_fp16)
+
+
 def _mixed_precision(source: onnx.ModelProto, int8_model: onnx.ModelProto, eval_paths: list[Path],
                      calibration: SetSettings, summary: dict, sensitivity: bool,
                      keep_fp16: str | int | list[str] | None, target_ssim: float, threads: int | None,
@@ -284,9 +295,10 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--sensitivity", action="store_true",
                        help="measure the SSIM lost when each convolution alone is quantized; print the table "
                        "(most sensitive first); without --out nothing is written but --json")
-    group.add_argument("--keep-fp16", default=None, metavar="auto|N|NAMES",
+    group.add_argument("--keep-fp16", default=None, metavar="auto|none|N|NAMES",
                        help="keep layers out of INT8, computing in float16: auto (the fewest most sensitive "
-                       "reaching --target-ssim), N (the N most sensitive) or comma-separated node names")
+                       "reaching --target-ssim; the default for --target tensorrt), none (every layer INT8), "
+                       "N (the N most sensitive) or comma-separated node names")
     group.add_argument("--target-ssim", type=float, default=DEFAULT_TARGET_SSIM,
                        help=f"for --keep-fp16 auto: mean SSIM vs the FP32 model to reach (default {DEFAULT_TARGET_SSIM})")
     group.add_argument("--eval-samples", type=int, default=DEFAULT_EVAL_SAMPLES,
@@ -324,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             int8=Int8Settings(args.method, args.percentile, args.target),
             keep_fp32=tuple(entry for entry in args.keep_fp32.split(",") if entry),
             cache_dir=args.cache, progress=not args.quiet, io=args.io,
-            sensitivity=args.sensitivity, keep_fp16=parse_keep_fp16(args.keep_fp16),
+            sensitivity=args.sensitivity, keep_fp16=cli_keep_fp16(args),
             target_ssim=args.target_ssim, eval_samples=args.eval_samples, threads=args.threads,
         )
     except (FileNotFoundError, ValueError) as error:

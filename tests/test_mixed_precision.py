@@ -368,3 +368,18 @@ def test_keep_fp16_auto_refuses_an_unreachable_target(setup):
         choose_fp16_layers(int8, LAYERS[:2], evaluator, target=1.5, progress=False)
     chosen, history = choose_fp16_layers(int8, LAYERS, evaluator, target=-1.0, progress=False)
     assert chosen == [] and [h["fp16_layers"] for h in history] == [0]  # INT8 already meets it
+
+
+def test_cli_default_keeps_the_sensitive_layers_in_float16_for_tensorrt_only():
+    import argparse
+
+    from calibration.cli import cli_keep_fp16
+
+    def args(**kw):
+        return argparse.Namespace(**{"precision": "int8", "target": "tensorrt", "keep_fp16": None, **kw})
+
+    assert cli_keep_fp16(args()) == "auto"
+    assert cli_keep_fp16(args(keep_fp16="none")) is None
+    assert cli_keep_fp16(args(keep_fp16="2")) == 2
+    assert cli_keep_fp16(args(target="cpu")) is None
+    assert cli_keep_fp16(args(precision="fp16")) is None

@@ -148,6 +148,18 @@ def test_learning_curve_from_a_run(images, tmp_path):
     assert (tmp_path / "reports" / "learning_curve.png").stat().st_size > 1000
 
 
+def test_learning_curve_shows_the_trained_weights_beside_their_average():
+    from training.curve import to_markdown
+
+    records = [{"step": 500, "stage": "s", "lr": 1e-3, "val_true_psnr": 27.0, "val_true_ssim": 0.85},
+               {"step": 1000, "stage": "s", "lr": 1e-3, "val_true_psnr": 28.0, "val_true_ssim": 0.88,
+                "val_trained_true_psnr": 27.5, "val_trained_true_ssim": 0.87}]
+    table = to_markdown(records)
+    assert "trained weights (not averaged)" in table.splitlines()[0]
+    assert "| 500 | s | 1.0e-03 | 27.00 / 0.850 | (the same) |" in table
+    assert "| 1,000 | s | 1.0e-03 | 28.00 / 0.880 | 27.50 / 0.870 |" in table
+
+
 def test_weight_average_follows_the_formula():
     from training.averaging import WeightAverage
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))

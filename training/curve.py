@@ -3,7 +3,9 @@
 Reads ``RUN/log.jsonl`` (one line per validation, written by `svbr train`) and
 writes ``OUT/learning_curve.png`` (validation PSNR and SSIM against steps, true
 and estimated maps, and the blurry input's level where the log records it) and
-``OUT/learning_curve.md``.
+``OUT/learning_curve.md``. In a run with a moving average of the weights
+(``ema_decay``) the main columns score the average, and the trained weights
+themselves get their own column and line.
 """
 
 from __future__ import annotations
@@ -35,10 +37,14 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
 def to_markdown(records: list[dict[str, Any]], every: int = 1) -> str:
     """A table of the records (every ``every``-th one, and always the last)."""
     has_estimated = any("val_estimated_psnr" in r for r in records)
+    has_trained = any("val_trained_true_psnr" in r for r in records)
     header = "| step | stage | learning rate | PSNR / SSIM, true map |"
     rule = "| ---: | --- | ---: | --- |"
     if has_estimated:
         header += " PSNR / SSIM, estimated map |"
+        rule += " --- |"
+    if has_trained:
+        header += " trained weights (not averaged), true map |"
         rule += " --- |"
     lines = [header, rule]
     chosen = [r for i, r in enumerate(records) if i % every == every - 1 or i == len(records) - 1]
@@ -47,6 +53,9 @@ def to_markdown(records: list[dict[str, Any]], every: int = 1) -> str:
         if has_estimated:
             row += (f" {r['val_estimated_psnr']:.2f} / {r['val_estimated_ssim']:.3f} |"
                     if "val_estimated_psnr" in r else " |")
+        if has_trained:
+            row += (f" {r['val_trained_true_psnr']:.2f} / {r['val_trained_true_ssim']:.3f} |"
+                    if "val_trained_true_psnr" in r else " (the same) |")
         lines.append(row)
     return "\n".join(lines) + "\n"
 
@@ -63,11 +72,12 @@ def plot(records: list[dict[str, Any]], out: Path, title: str) -> Path:
     steps = [r["step"] for r in records]
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
     for axis, metric, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
-        for kind, style in (("true", "-o"), ("estimated", "--s")):
+        for kind, style in (("true", "-o"), ("estimated", "--s"), ("trained_true", ":^")):
             key = f"val_{kind}_{metric}"
             points = [(r["step"], r[key]) for r in records if key in r]
             if points:
-                axis.plot(*zip(*points), style, markersize=3, label=f"{kind} map")
+                name = "true map, trained weights (not averaged)" if kind == "trained_true" else f"{kind} map"
+                axis.plot(*zip(*points), style, markersize=3, label=name)
         blurry = [r[f"val_blurry_{metric}"] for r in records if f"val_blurry_{metric}" in r]
         if blurry:
             axis.axhline(blurry[-1], color="grey", linestyle=":", label="blurry input")
