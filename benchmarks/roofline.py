@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from benchmarks._common import parse_resolution
 from calibration.graph import LayerCost, conv_costs
 from runtime.deblurrer import BUNDLED_MODEL_PATH
 
@@ -93,18 +94,11 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    width, _, height = text.partition("x")
-    if not (width.isdigit() and height.isdigit()):
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, got {text!r}")
-    return int(width), int(height)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.roofline", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=BUNDLED_MODEL_PATH, help="float ONNX model (default: bundled)")
     parser.add_argument("--sizes", default="1280x720,1920x1080",
-                        type=lambda s: [parse_size(p) for p in s.split(",")], help="WIDTHxHEIGHT,... (multiples of 4)")
+                        type=lambda s: [parse_resolution(p) for p in s.split(",")], help="WIDTHxHEIGHT,... (multiples of 4)")
     parser.add_argument("--out", type=Path, help="folder for roofline.json and roofline.md")
     args = parser.parse_args(argv)
     result = report(args.model, args.sizes)
