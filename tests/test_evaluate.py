@@ -31,4 +31,9 @@ def test_eval_writes_a_table(tmp_path):
     for metrics in report["methods"].values():
         assert 0 < metrics["true_ssim"] <= 1 and metrics["augmented_psnr"] > 0
         assert 0 < metrics["estimated_ssim"] <= 1 and metrics["estimated_psnr"] > 0  # map estimated by the runtime
-    assert "| SVBR-Net |" in (tmp_path / "report" / "eval.md").read_text()
+    markdown = (tmp_path / "report" / "eval.md").read_text()
+    assert "| SVBR-Net |" in markdown and "Gaussian noise σ = 5 levels" in markdown and "JPEG quality 80" in markdown
+    blurry = report["methods"]["blurry input"]
+    # Noise lowers the input's own score, more at σ = 5 than at σ = 2.
+    assert blurry["true_psnr"] > blurry["noise2_psnr"] > blurry["noise5_psnr"]
+    assert 0 < blurry["jpeg80_ssim"] <= 1

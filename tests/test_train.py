@@ -143,7 +143,8 @@ def test_learning_curve_from_a_run(images, tmp_path):
     records = read_log(tmp_path / "run")
     assert [r["step"] for r in records] == [4, 8]
     table = to_markdown(records)
-    assert table.count("\n") == 4 and "| 8 | estimated_maps |" in table
+    # Header, rule, two validations and the blurry input's own level.
+    assert table.count("\n") == 5 and "| 8 | estimated_maps |" in table and "| blurry input |" in table
     assert curve_main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "reports")]) == 0
     assert (tmp_path / "reports" / "learning_curve.png").stat().st_size > 1000
 
@@ -209,3 +210,39 @@ def test_a_weight_average_can_start_in_a_running_schedule(images, tmp_path):
     saved = torch.load(tmp_path / "run" / "resume.pt", weights_only=False)
     assert "ema" in saved
     assert "weight average (decay 0.5) started at step 6" in saved["metadata"]["notes"]
+
+
+def test_the_real_config_fine_tunes_the_shipped_weights_on_camera_data():
+    real = load_config("real")
+    assert real.pipeline == "camera" and real.init_weights == "training/weights/svbrnet_cpu.pt"
+    assert real.best_metric == "mean_psnr" and real.val_runtime_estimate
+    assert set(real.val_degradations) == {"noise2", "noise5", "jpeg80"}
+    assert load_config("paper").pipeline == "paper" and load_config("cpu").pipeline == "paper"
+
+
+def test_best_score_is_the_mean_over_validation_sets_without_baselines():
+    from training.train import best_score
+
+    record = {"val_true_psnr": 30.0, "val_noise5_psnr": 26.0, "val_blurry_psnr": 10.0,
+              "val_blurry_noise5_psnr": 5.0, "val_trained_true_psnr": 1.0, "val_true_ssim": 0.9}
+    assert best_score(record, "mean_psnr") == pytest.approx(28.0)
+    assert best_score(record, "val_true_psnr") == 30.0
+
+
+def test_a_fine_tune_starts_from_its_init_weights_and_validates_them_first(images, tmp_path):
+    from training.model import SVBRNet, save_checkpoint
+
+    start = SVBRNet("residual")
+    torch.nn.init.normal_(start.image_branch.out[0].weight, std=0.01)
+    start_path = tmp_path / "start.pt"
+    save_checkpoint(start_path, start, {"step": 5})
+    config = tiny_config(stages=(Stage("camera", 4, 0.5),), init_weights=str(start_path), pipeline="camera",
+                         val_degradations=("noise2",), val_runtime_estimate=True, best_metric="mean_psnr",
+                         val_every_steps=4)
+    state = train(config, tmp_path / "run", images_dir=images, device="cpu", quiet=True)
+    assert [record["step"] for record in state.history] == [0, 4]
+    first = state.history[0]
+    assert {"val_runtime_psnr", "val_noise2_psnr", "val_blurry_noise2_psnr"} <= set(first)
+    assert first["val_blurry_noise2_psnr"] < first["val_blurry_psnr"]  # noise lowers the input's own score
+    checkpoint = torch.load(tmp_path / "run" / "resume.pt", weights_only=False)
+    assert any("fine-tuned from" in note for note in checkpoint["metadata"]["notes"])

@@ -1,9 +1,10 @@
 """`svbr curve`: the learning curve of a run, as a picture and as a markdown table.
 
 Reads ``RUN/log.jsonl`` (one line per validation, written by `svbr train`) and
-writes ``OUT/learning_curve.png`` (validation PSNR and SSIM against steps, true
-and estimated maps, and the blurry input's level where the log records it) and
-``OUT/learning_curve.md``. In a run with a moving average of the weights
+writes ``OUT/learning_curve.png`` (validation PSNR and SSIM against steps for
+every validation set the log holds — true, estimated and runtime-estimated
+maps, noisy and compressed inputs, Pixel 4 photos — and the blurry input's
+level where the log records it) and ``OUT/learning_curve.md``. In a run with a moving average of the weights
 (``ema_decay``) the main columns score the average, and the trained weights
 themselves get their own column and line.
 """
@@ -34,34 +35,57 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
     return [by_step[step] for step in sorted(by_step)]
 
 
+#: Validation sets a log may hold, in display order, with their labels.
+VALIDATION_SETS: dict[str, str] = {
+    "true": "true map",
+    "estimated": "estimated map (augmented)",
+    "runtime": "map estimated by the runtime",
+    "noise2": "true map, noise σ 2",
+    "noise5": "true map, noise σ 5",
+    "jpeg80": "true map, JPEG 80",
+    "pixel4": "Pixel 4 real photos, no map",
+    "trained_true": "true map, trained weights (not averaged)",
+}
+
+
+def sets_in(records: list[dict[str, Any]]) -> list[str]:
+    """The validation sets (``VALIDATION_SETS`` keys) that any record scores."""
+    return [kind for kind in VALIDATION_SETS if any(f"val_{kind}_psnr" in r for r in records)]
+
+
+def blurry_key(kind: str, metric: str) -> str:
+    """The log key of the blurry input's own score on a set (the clean sets share ``val_blurry_*``)."""
+    return f"val_blurry_{metric}" if kind in ("true", "estimated", "runtime", "trained_true") \
+        else f"val_blurry_{kind}_{metric}"
+
+
 def to_markdown(records: list[dict[str, Any]], every: int = 1) -> str:
-    """A table of the records (every ``every``-th one, and always the last)."""
-    has_estimated = any("val_estimated_psnr" in r for r in records)
-    has_trained = any("val_trained_true_psnr" in r for r in records)
-    header = "| step | stage | learning rate | PSNR / SSIM, true map |"
-    rule = "| ---: | --- | ---: | --- |"
-    if has_estimated:
-        header += " PSNR / SSIM, estimated map |"
-        rule += " --- |"
-    if has_trained:
-        header += " trained weights (not averaged), true map |"
-        rule += " --- |"
-    lines = [header, rule]
+    """A table of the records (every ``every``-th one, and always the last): PSNR / SSIM per validation set.
+
+    A last row gives the blurry input's own level on each set, where the log records it.
+    """
+    kinds = sets_in(records)
+    lines = ["| step | stage | learning rate | " + " | ".join(f"PSNR / SSIM, {VALIDATION_SETS[k]}" for k in kinds) + " |",
+             "| ---: | --- | ---: |" + " --- |" * len(kinds)]
     chosen = [r for i, r in enumerate(records) if i % every == every - 1 or i == len(records) - 1]
+
+    def cell(record: dict[str, Any], psnr_key: str, ssim_key: str) -> str:
+        return f"{record[psnr_key]:.2f} / {record[ssim_key]:.3f}" if psnr_key in record else ""
+
     for r in chosen:
-        row = f"| {r['step']:,} | {r['stage']} | {r['lr']:.1e} | {r['val_true_psnr']:.2f} / {r['val_true_ssim']:.3f} |"
-        if has_estimated:
-            row += (f" {r['val_estimated_psnr']:.2f} / {r['val_estimated_ssim']:.3f} |"
-                    if "val_estimated_psnr" in r else " |")
-        if has_trained:
-            row += (f" {r['val_trained_true_psnr']:.2f} / {r['val_trained_true_ssim']:.3f} |"
-                    if "val_trained_true_psnr" in r else " (the same) |")
-        lines.append(row)
+        # Before a weight average starts, the trained weights are the ones scored.
+        cells = [cell(r, f"val_{k}_psnr", f"val_{k}_ssim") or ("(the same)" if k == "trained_true" else "")
+                 for k in kinds]
+        lines.append(f"| {r['step']:,} | {r['stage']} | {r['lr']:.1e} | " + " | ".join(cells) + " |")
+    last = records[-1]
+    blurry = [cell(last, blurry_key(k, "psnr"), blurry_key(k, "ssim")) for k in kinds]
+    if any(blurry):
+        lines.append("| blurry input | | | " + " | ".join(blurry) + " |")
     return "\n".join(lines) + "\n"
 
 
 def plot(records: list[dict[str, Any]], out: Path, title: str) -> Path:
-    """Draw the curve into ``out`` (PNG)."""
+    """Draw the curve into ``out`` (PNG): one line per validation set, the blurry level dotted in its colour."""
     try:
         import matplotlib
 
@@ -70,22 +94,24 @@ def plot(records: list[dict[str, Any]], out: Path, title: str) -> Path:
     except ImportError as error:
         raise RuntimeError("svbr curve needs matplotlib: pip install -e '.[dev]'") from error
     steps = [r["step"] for r in records]
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
     for axis, metric, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
-        for kind, style in (("true", "-o"), ("estimated", "--s"), ("trained_true", ":^")):
+        shown_blurry: set[str] = set()
+        for kind in sets_in(records):
             key = f"val_{kind}_{metric}"
             points = [(r["step"], r[key]) for r in records if key in r]
-            if points:
-                name = "true map, trained weights (not averaged)" if kind == "trained_true" else f"{kind} map"
-                axis.plot(*zip(*points), style, markersize=3, label=name)
-        blurry = [r[f"val_blurry_{metric}"] for r in records if f"val_blurry_{metric}" in r]
-        if blurry:
-            axis.axhline(blurry[-1], color="grey", linestyle=":", label="blurry input")
+            style = ":^" if kind == "trained_true" else "-o"
+            (line,) = axis.plot(*zip(*points), style, markersize=3, label=VALIDATION_SETS[kind])
+            level_key = blurry_key(kind, metric)
+            levels = [r[level_key] for r in records if level_key in r]
+            if levels and level_key not in shown_blurry:
+                shown_blurry.add(level_key)
+                axis.axhline(levels[-1], color=line.get_color(), linestyle=":", linewidth=1)
         axis.set_xlabel("step")
-        axis.set_ylabel(label)
-        axis.set_xlim(0, max(steps) * 1.05)
+        axis.set_ylabel(label + " (dotted: blurry input)")
+        axis.set_xlim(0, max(max(steps), 1) * 1.05)
         axis.grid(alpha=0.3)
-        axis.legend()
+    axes[1].legend(fontsize=7, loc="lower right")
     figure.suptitle(title)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=110)

@@ -8,6 +8,11 @@ alone (``runtime.estimate_blur_map``, what ``svbr deblur`` without
 ``--blur-map`` uses), plus a colour check — the mean absolute shift of the
 per-channel image means, in 8-bit levels — because SSIM alone hides colour
 drift (SPEC §4). Outputs are rounded to 8 bits, as a deployed model's are.
+
+A second table measures robustness: the same samples with the true maps after
+the delivered blurry image got Gaussian noise of σ = 2 or 5 levels or JPEG
+quality 80 (``training.photos.VALIDATION_DEGRADATIONS``, seeded per sample),
+as a camera would deliver them.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from runtime.arguments import size_hw
 from training.cache import SynthSettings, list_samples, read_sample, synthesize
 from training.dataset import to_network_inputs
 from training.model import PRETRAINED_PATH, SVBRNet, load_model
+from training.photos import VALIDATION_DEGRADATIONS, degrade_delivered
 
 MAP_KINDS = ("true", "augmented", "estimated")
 TUNING_SAMPLES = 16
@@ -96,12 +102,16 @@ def runtime_estimate(blurry_rgb: np.ndarray) -> np.ndarray:
 
 
 def score_methods(files: list[Path], methods: dict[str, Method], quiet: bool = False,
-                  desc: str = "eval", map_kinds: tuple[str, ...] = ("true", "augmented")) -> dict[str, dict[str, float]]:
+                  desc: str = "eval", map_kinds: tuple[str, ...] = ("true", "augmented"),
+                  degradations: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:
     """Mean scores of every method on the given samples, with each kind of map in ``map_kinds``.
 
     Map kinds: ``"true"``, ``"augmented"`` (the sample's estimated-style map) and
     ``"estimated"`` (the runtime's estimate from the blurry image, ``svbr eval``'s
     extra column; off by default because it costs an estimate per sample).
+
+    ``degradations`` (``VALIDATION_DEGRADATIONS`` names) add, per name, a score with
+    the true map on the blurry image so degraded (``"<name>_psnr"``, ``"<name>_ssim"``).
 
     Samples whose blurry image equals the sharp one (a map with no blur above
     0.5 px, which the disk model leaves untouched) are skipped: there is
@@ -114,7 +124,7 @@ def score_methods(files: list[Path], methods: dict[str, Method], quiet: bool = F
     """
     scores: dict[str, dict[str, list[float]]] = {}
     skipped = 0
-    for path in tqdm(files, desc=desc, unit="sample", disable=quiet, file=sys.stderr):
+    for sample_index, path in enumerate(tqdm(files, desc=desc, unit="sample", disable=quiet, file=sys.stderr)):
         sample = read_sample(path)
         if np.array_equal(sample.blurry, sample.sharp):
             skipped += 1
@@ -130,12 +140,20 @@ def score_methods(files: list[Path], methods: dict[str, Method], quiet: bool = F
                 bucket.setdefault(f"{map_kind}_psnr", []).append(psnr(sample.sharp, output))
                 bucket.setdefault(f"{map_kind}_ssim", []).append(ssim(sample.sharp, output))
                 bucket.setdefault(f"{map_kind}_colour_shift", []).append(colour_shift(sample.sharp, output))
+        for index, name in enumerate(degradations):
+            degraded = degrade_delivered(sample.blurry, name, np.random.default_rng([sample_index, index]))
+            for method, run in methods.items():
+                output = run(degraded, sample.true_map)
+                bucket = scores.setdefault(method, {})
+                bucket.setdefault(f"{name}_psnr", []).append(psnr(sample.sharp, output))
+                bucket.setdefault(f"{name}_ssim", []).append(ssim(sample.sharp, output))
     means = {method: {key: float(np.mean(values)) for key, values in metrics.items()}
              for method, metrics in scores.items()}
     return {**means, "skipped_blur_free": {"count": skipped}}
 
 
-def evaluate(cache: Path, model: SVBRNet, limit: int | None = None, quiet: bool = False) -> dict[str, Any]:
+def evaluate(cache: Path, model: SVBRNet, limit: int | None = None, quiet: bool = False,
+             degradations: tuple[str, ...] = tuple(VALIDATION_DEGRADATIONS)) -> dict[str, Any]:
     regularisation, tuning_scores = tune_classical(cache)
     files = spread(list_samples(cache, "val"), limit)
     methods: dict[str, Method] = {
@@ -143,13 +161,14 @@ def evaluate(cache: Path, model: SVBRNet, limit: int | None = None, quiet: bool 
         "classical (layered Wiener)": lambda blurry, radius: layered_deconvolution(blurry, radius, regularisation),
         "SVBR-Net": lambda blurry, radius: run_network(model, blurry, radius),
     }
-    scores = score_methods(files, methods, quiet, map_kinds=MAP_KINDS)
+    scores = score_methods(files, methods, quiet, map_kinds=MAP_KINDS, degradations=degradations)
     skipped = scores.pop("skipped_blur_free")["count"]
     return {
         "samples": len(files) - skipped,
         "skipped_blur_free_samples": skipped,
         "classical_regularisation": regularisation,
         "classical_tuning_psnr": tuning_scores,
+        "degradations": {name: VALIDATION_DEGRADATIONS[name] for name in degradations},
         "methods": scores,
     }
 
@@ -169,6 +188,18 @@ def to_markdown(report: dict[str, Any]) -> str:
                      f"{m['true_colour_shift']:.2f} |")
     lines += ["", f"Classical baseline regularisation (chosen on the training split): "
                   f"{report['classical_regularisation']:g}."]
+    degradations = list(report.get("degradations", {}))
+    if degradations:
+        titles = {"noise": "Gaussian noise σ = {:g} levels", "jpeg": "JPEG quality {:g}"}
+        headers = [titles[kind].format(amount) for kind, amount in report["degradations"].values()]
+        lines += ["", "Robustness, true maps: the blurry image as delivered clean, with noise or compressed; "
+                      "mean SSIM / PSNR (dB).", "",
+                  "| method | clean | " + " | ".join(headers) + " |",
+                  "| --- " * (len(headers) + 2) + "|"]
+        for method, m in report["methods"].items():
+            cells = [f"{m['true_ssim']:.3f} / {m['true_psnr']:.2f}"]
+            cells += [f"{m[f'{name}_ssim']:.3f} / {m[f'{name}_psnr']:.2f}" for name in degradations]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -187,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("reports/model"),
                         help="folder for eval.md and eval.json (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes if samples must be made")
+    parser.add_argument("--degradations", default=",".join(VALIDATION_DEGRADATIONS),
+                        help="comma-separated robustness columns (true maps, degraded blurry image; "
+                             f"known: {', '.join(VALIDATION_DEGRADATIONS)}; '' for none; default: %(default)s)")
     args = parser.parse_args(argv)
     try:
         # Only the validation split is needed (the baseline tunes on training photos, see tune_classical);
@@ -196,7 +230,11 @@ def main(argv: list[str] | None = None) -> int:
                     else SynthSettings(args.size[0], args.size[1], args.seed, args.maps_per_image))
         synthesize(args.images, args.cache, settings, workers=args.workers, splits=("val",))
         model, metadata = load_model(args.checkpoint)
-        report = evaluate(args.cache, model, args.limit)
+        degradations = tuple(name for name in args.degradations.split(",") if name)
+        unknown = set(degradations) - set(VALIDATION_DEGRADATIONS)
+        if unknown:
+            raise ValueError(f"unknown --degradations {sorted(unknown)}; known: {', '.join(VALIDATION_DEGRADATIONS)}")
+        report = evaluate(args.cache, model, args.limit, degradations=degradations)
     except (FileNotFoundError, ValueError) as error:
         print(f"svbr eval: error: {error}", file=sys.stderr)
         return 2

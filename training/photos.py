@@ -15,10 +15,18 @@ repeats the border pixels, as ``BORDER_REPLICATE`` does on the whole sample.
 Estimated maps (stage 2) are propagated from the edges of the blurry window
 itself, half by closed-form matting and half by the domain transform (SPEC §3),
 with the domain transform's spatial scale of the whole sample.
+
+Two pipelines (``PIPELINES``) turn a sharp crop into a blurry one: ``paper``,
+the exact disk PSF on sRGB values (SPEC §3), and ``camera``, the
+camera-realistic chain of ``training.degradations`` (linear light, several
+aperture shapes, occlusion layers, highlights, sensor noise, JPEG). Under
+``camera`` a third of the estimated maps are the runtime's own
+``estimate_blur_map`` of the degraded crop: the maps users actually get.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +38,40 @@ from runtime.constants import RADIUS_LEVELS_PX, SIZE_MULTIPLE
 from runtime.defocus import blur, disk_kernel
 from training.augment import DT_SIGMA_S_DIVISOR, propagate
 from training.cache import AUGMENT_METHODS, SynthSettings, find_images, load_sharp_rgb, split_by_image
+from runtime.estimate import estimate_blur_map
 from training.dataset import to_network_inputs, to_target
+from training.degradations import CAMERA_MARGIN_PX, CAMERA_RANGES, CameraPlan, add_srgb_noise, degrade, draw_camera, jpeg
 from training.synthesis import MAP_FAMILIES, draw_map
 
 #: Half-width (px) of the largest disk PSF: how far the blur of a pixel reaches.
 BLUR_MARGIN_PX: int = disk_kernel(float(RADIUS_LEVELS_PX[-1])).shape[0] // 2
+
+#: How a sharp crop becomes a blurry one: the paper's disk blur on sRGB, or the camera-realistic chain.
+PIPELINES: tuple[str, ...] = ("paper", "camera")
+
+#: Estimated-map methods of the camera pipeline: the two propagation schemes and the runtime's estimator.
+CAMERA_AUGMENT_METHODS: tuple[str, ...] = (*AUGMENT_METHODS, "runtime")
+
+#: Fixed degradations of the delivered (blurry, uint8) validation images, by name: the issue's
+#: robustness measurements (Gaussian noise of σ 8-bit levels, JPEG of a quality).
+VALIDATION_DEGRADATIONS: dict[str, tuple[str, float]] = {
+    "noise2": ("noise", 2.0), "noise5": ("noise", 5.0), "jpeg80": ("jpeg", 80),
+}
+
+
+def degrade_delivered(blurry_rgb: np.ndarray, name: str, rng: np.random.Generator) -> np.ndarray:
+    """One of ``VALIDATION_DEGRADATIONS`` applied to a delivered uint8 RGB image."""
+    if name not in VALIDATION_DEGRADATIONS:
+        raise ValueError(f"unknown validation degradation {name!r}; known: {', '.join(VALIDATION_DEGRADATIONS)}")
+    kind, amount = VALIDATION_DEGRADATIONS[name]
+    if kind == "noise":
+        return add_srgb_noise(blurry_rgb, amount, gray=False, rng=rng)
+    return jpeg(blurry_rgb, int(amount))
+
+
+def window_indices(size: int, start: int, length: int, margin: int) -> np.ndarray:
+    """Rows (or columns) ``start − margin … start + length + margin − 1``, replicated at the borders."""
+    return np.clip(np.arange(start - margin, start + length + margin), 0, size - 1)
 
 
 def blur_window(sharp_rgb: np.ndarray, radius_px: np.ndarray, top: int, left: int,
@@ -50,8 +87,8 @@ def blur_window(sharp_rgb: np.ndarray, radius_px: np.ndarray, top: int, left: in
         uint8 height×width×3, identical to blurring the whole sample and cropping.
     """
     m = BLUR_MARGIN_PX
-    rows = np.clip(np.arange(top - m, top + height + m), 0, sharp_rgb.shape[0] - 1)
-    cols = np.clip(np.arange(left - m, left + width + m), 0, sharp_rgb.shape[1] - 1)
+    rows = window_indices(sharp_rgb.shape[0], top, height, m)
+    cols = window_indices(sharp_rgb.shape[1], left, width, m)
     window = sharp_rgb[np.ix_(rows, cols)]
     window_radius = np.asarray(radius_px, dtype=np.float32)[np.ix_(rows, cols)]
     return blur(window, window_radius)[m : m + height, m : m + width]
@@ -78,6 +115,7 @@ class CropPlan:
     height: int
     width: int
     augment_method: str | None  # None: the crop keeps its true map
+    camera: CameraPlan | None = None  # None: the paper's pipeline
 
 
 class PhotoSet:
@@ -94,9 +132,14 @@ class PhotoSet:
         settings: sample size and the seed of the split.
         lazy: decode each photo on first use, in whichever process uses it: a
             DataLoader worker then receives the paths, not hundreds of MB of pixels.
+        pipeline: one of ``PIPELINES``.
     """
 
-    def __init__(self, images_dir: Path, split: str, settings: SynthSettings, lazy: bool = False) -> None:
+    def __init__(self, images_dir: Path, split: str, settings: SynthSettings, lazy: bool = False,
+                 pipeline: str = "paper") -> None:
+        if pipeline not in PIPELINES:
+            raise ValueError(f"pipeline must be one of {', '.join(PIPELINES)}, got {pipeline!r}")
+        self.pipeline = pipeline
         self.paths = split_by_image(find_images(Path(images_dir)), settings.seed)[split]
         if not self.paths:
             raise ValueError(f"no {split} photos in {images_dir}")
@@ -143,21 +186,45 @@ class PhotoSet:
         size_w = patch_size or width // SIZE_MULTIPLE * SIZE_MULTIPLE
         top = int(rng.integers(0, height - size_h + 1))
         left = int(rng.integers(0, width - size_w + 1))
-        method = AUGMENT_METHODS[int(rng.integers(len(AUGMENT_METHODS)))] if estimated else None
-        return CropPlan(photo_index, true_map, top, left, size_h, size_w, method)
+        methods = CAMERA_AUGMENT_METHODS if self.pipeline == "camera" else AUGMENT_METHODS
+        method = methods[int(rng.integers(len(methods)))] if estimated else None
+        # Drawn after the paper's draws, so the paper pipeline's batches are unchanged.
+        camera = None
+        if self.pipeline == "camera" and rng.random() >= CAMERA_RANGES.paper_probability:
+            camera = draw_camera(rng, len(self.paths))
+        return CropPlan(photo_index, true_map, top, left, size_h, size_w, method, camera)
 
     def render(self, plan: CropPlan) -> Crop:
         """The crop a plan describes: blurred, and given its estimated map if the plan has a method."""
         sharp = self.photo(plan.photo_index)
         window = (slice(plan.top, plan.top + plan.height), slice(plan.left, plan.left + plan.width))
-        blurry = blur_window(sharp, plan.true_map, plan.top, plan.left, plan.height, plan.width)
-        true_crop = np.asarray(plan.true_map[window], dtype=np.float32)
+        if plan.camera is None:
+            blurry = blur_window(sharp, plan.true_map, plan.top, plan.left, plan.height, plan.width)
+            target = sharp[window]
+            true_crop = np.asarray(plan.true_map[window], dtype=np.float32)
+        else:
+            blurry, target, true_crop = self._render_camera(plan)
         radius = true_crop
-        if plan.augment_method is not None:
+        if plan.augment_method == "runtime":
+            with warnings.catch_warnings():  # a flat crop's "no edge" warning is expected here
+                warnings.simplefilter("ignore")
+                radius = estimate_blur_map(blurry, channel_order="rgb")
+        elif plan.augment_method is not None:
             height, width = self.settings.height, self.settings.width
             radius = propagate(blurry, true_crop, method=plan.augment_method,
                                sigma_s_px=min(height, width) / DT_SIGMA_S_DIVISOR)
-        return Crop(blurry, sharp[window], radius, true_crop)
+        return Crop(blurry, target, radius, true_crop)
+
+    def _render_camera(self, plan: CropPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The camera pipeline on the crop's window plus ``CAMERA_MARGIN_PX`` of replicated context."""
+        assert plan.camera is not None
+        height, width = self.settings.height, self.settings.width
+        rows = window_indices(height, plan.top, plan.height, CAMERA_MARGIN_PX)
+        cols = window_indices(width, plan.left, plan.width, CAMERA_MARGIN_PX)
+        cut = np.ix_(rows, cols)
+        layers = tuple(self.photo(layer.photo_index)[cut] for layer in plan.camera.layers)
+        radius = np.asarray(plan.true_map, dtype=np.float32)[cut]
+        return degrade(self.photo(plan.photo_index)[cut], radius, plan.camera, layers, CAMERA_MARGIN_PX)
 
     def draw(self, rng: np.random.Generator, patch_size: int | None, estimated: bool,
              photo_index: int | None = None) -> Crop:
@@ -217,16 +284,22 @@ def stack(crops: list[Crop]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 def validation_crops(photos: PhotoSet, count: int, seed: int, estimated: bool,
-                     shard: tuple[int, int] = (0, 1)) -> list[Crop]:
+                     shard: tuple[int, int] = (0, 1), degradation: str | None = None) -> list[Crop]:
     """A fixed validation set: ``count`` whole samples spread evenly over the photos.
 
     The same photos, maps and estimates for a given (count, seed), on any machine.
     ``shard=(rank, world size)`` keeps samples ``rank, rank + world size, …`` only.
+    ``degradation`` (a ``VALIDATION_DEGRADATIONS`` name) adds fixed noise or JPEG
+    to the same blurry images, after any map estimate.
     """
     rank, world_size = shard
     crops = []
     for index in np.linspace(0, len(photos) - 1, count).round().astype(int)[rank::world_size]:
         # The generator does not depend on ``estimated``: both kinds score the same blurry images.
         rng = np.random.default_rng([seed, int(index)])
-        crops.append(photos.draw(rng, None, estimated, photo_index=int(index)))
+        crop = photos.draw(rng, None, estimated, photo_index=int(index))
+        if degradation is not None:
+            noisy = degrade_delivered(crop.blurry, degradation, np.random.default_rng([seed, int(index), 1]))
+            crop = Crop(noisy, crop.sharp, crop.radius_px, crop.true_radius_px)
+        crops.append(crop)
     return crops

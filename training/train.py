@@ -50,7 +50,7 @@ from training.cache import SynthSettings
 from training.distributed import World, any_rank, current_world, mean_over_ranks, process_group, synchronise_batchnorm
 from training.losses import deblur_loss, psnr_per_image, ssim_per_image
 from training.model import HEADS, PRETRAINED_PATH, SVBRNet, load_checkpoint, save_checkpoint
-from training.photos import Crop, OnTheFlyBatches, PhotoSet, stack, validation_crops
+from training.photos import PIPELINES, VALIDATION_DEGRADATIONS, Crop, OnTheFlyBatches, PhotoSet, stack, validation_crops
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
@@ -91,6 +91,12 @@ class TrainConfig:
     workers: int = 1
     seed: int = 0
     description: str = ""
+    pipeline: str = "paper"  # training.photos.PIPELINES: "paper" (SPEC §3) or "camera" (training.degradations)
+    init_weights: str | None = None  # a fresh run starts from these weights (path relative to the repository)
+    val_degradations: tuple[str, ...] = ()  # extra validation sets: the true-map set with noise or JPEG added
+    val_runtime_estimate: bool = False  # extra validation set: the true-map set with the runtime's estimated map
+    best_metric: str = "val_true_psnr"  # "val_true_psnr", or "mean_psnr": the mean PSNR over every validation set
+    val_pixel4: bool = False  # also score the Pixel 4 real photos (benchmarks.real, no map), when present; never ranked
 
     @property
     def total_steps(self) -> int:
@@ -119,10 +125,66 @@ def load_config(path_or_name: str) -> TrainConfig:
     if unknown:
         raise ValueError(f"unknown keys in {path}: {sorted(unknown)}")
     raw["stages"] = tuple(Stage(**stage) for stage in raw["stages"])
+    raw["val_degradations"] = tuple(raw.get("val_degradations", ()))
     config = TrainConfig(**raw)
     if config.head not in HEADS:
         raise ValueError(f"{path}: head must be one of {', '.join(HEADS)}, got {config.head!r}")
+    if config.pipeline not in PIPELINES:
+        raise ValueError(f"{path}: pipeline must be one of {', '.join(PIPELINES)}, got {config.pipeline!r}")
+    unknown_sets = set(config.val_degradations) - set(VALIDATION_DEGRADATIONS)
+    if unknown_sets:
+        raise ValueError(f"{path}: unknown val_degradations {sorted(unknown_sets)}; "
+                         f"known: {', '.join(VALIDATION_DEGRADATIONS)}")
+    if config.best_metric not in BEST_METRICS:
+        raise ValueError(f"{path}: best_metric must be one of {', '.join(BEST_METRICS)}, got {config.best_metric!r}")
     return config
+
+
+#: How a validation picks ``best.pt``: the PSNR with true maps on clean images, or the mean over every set.
+BEST_METRICS: tuple[str, ...] = ("val_true_psnr", "mean_psnr")
+
+
+def best_score(record: dict[str, Any], metric: str) -> float:
+    """The number a validation record is ranked by (higher is better)."""
+    if metric == "mean_psnr":
+        values = [value for key, value in record.items()
+                  if key.startswith("val_") and key.endswith("_psnr")
+                  and not key.startswith(("val_blurry", "val_trained", "val_pixel4"))]
+        return float(np.mean(values))
+    return float(record[metric])
+
+
+def pixel4_scores(model: SVBRNet) -> dict[str, float] | None:
+    """The Pixel 4 real-photo benchmark at ¼ scale (``benchmarks.real``), ``deblur(photo)`` with the
+    runtime's estimated map; ``None`` when its data are not on this machine.
+
+    A learning-curve measurement only: it never ranks checkpoints, so the real photos stay a test set.
+    """
+    from benchmarks.real import DataMissing, score_pixel4
+    from training.evaluate import run_network, runtime_estimate
+
+    model.eval()
+    try:
+        report = score_pixel4(lambda photo: run_network(model, photo, runtime_estimate(photo)), layered=False)
+    except DataMissing:
+        return None
+    mean = report["mean"]
+    return {"val_pixel4_psnr": round(mean["deblur(photo)"]["psnr"], 4),
+            "val_pixel4_ssim": round(mean["deblur(photo)"]["ssim"], 5),
+            "val_blurry_pixel4_psnr": round(mean["blurry"]["psnr"], 4),
+            "val_blurry_pixel4_ssim": round(mean["blurry"]["ssim"], 5)}
+
+
+def runtime_estimated(crops: list[Crop]) -> list[Crop]:
+    """The same crops given the runtime's own estimate of their blur map (``estimate_blur_map``)."""
+    import warnings
+
+    from runtime.estimate import estimate_blur_map
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [Crop(c.blurry, c.sharp, estimate_blur_map(c.blurry, channel_order="rgb"), c.true_radius_px)
+                for c in crops]
 
 
 def config_record(config: TrainConfig) -> dict[str, Any]:
@@ -131,7 +193,7 @@ def config_record(config: TrainConfig) -> dict[str, Any]:
 
 
 #: Config keys a resumed run may change.
-RESUMABLE_CHANGES = frozenset({"description", "ema_decay"})
+RESUMABLE_CHANGES = frozenset({"description", "ema_decay", "val_pixel4"})
 
 
 def schedule_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -215,7 +277,7 @@ def blurry_baseline(crops: list[Crop], world: World = World()) -> dict[str, floa
 class RunState:
     step: int = 0  # optimiser steps completed
     seconds: float = 0.0  # training time, validation included
-    best_score: float | None = None  # val_true_psnr of best.pt
+    best_score: float | None = None  # the config's best_metric of best.pt
     resumes: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -321,6 +383,12 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
             print(f"resuming {run.resume} at step {state.step} ({how})", file=sys.stderr)
     elif run.resume.exists() and not resume:
         raise FileExistsError(f"{run.resume} exists: pass --resume to continue it, or another --out")
+    elif config.init_weights:
+        initial = load_checkpoint(REPOSITORY_ROOT / config.init_weights, map_location=str(torch_device))
+        model.load_state_dict(initial["model"])
+        warmup_until = config.adam_warmup_steps
+        notes.append(f"fine-tuned from {config.init_weights} (step {initial['metadata'].get('step')} of "
+                     f"{initial['metadata'].get('config', {}).get('name')!r})")
     if state.step >= config.total_steps:
         return state
     average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
@@ -341,7 +409,12 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
     if any(stage.augmented_fraction for stage in config.stages):
         val_sets["estimated"] = validation_crops(val_photos, config.val_samples, config.seed, estimated=True,
                                                  shard=world.shard)
-    train_photos = PhotoSet(images_dir, "train", settings, lazy=True)
+    if config.val_runtime_estimate:
+        val_sets["runtime"] = runtime_estimated(val_sets["true"])
+    for name in config.val_degradations:
+        val_sets[name] = validation_crops(val_photos, config.val_samples, config.seed, estimated=False,
+                                          shard=world.shard, degradation=name)
+    train_photos = PhotoSet(images_dir, "train", settings, lazy=True, pipeline=config.pipeline)
 
     def metadata() -> dict[str, Any]:
         return {"config": config_record(config), "commit": git_commit(), "images_dir": str(images_dir),
@@ -360,6 +433,9 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
 
     # The blurry input's own scores on the validation set: the level the curve must clear.
     blurry_scores = {f"val_blurry_{k}": round(v, 5) for k, v in blurry_baseline(val_sets["true"], world).items()}
+    for name in config.val_degradations:  # the noisy and compressed inputs' own level
+        blurry_scores.update({f"val_blurry_{name}_{k}": round(v, 5)
+                              for k, v in blurry_baseline(val_sets[name], world).items()})
 
     def validate(stage: Stage, lr: float, losses: list[float]) -> None:
         record: dict[str, Any] = {"step": state.step, "stage": stage.name, "lr": lr,
@@ -368,15 +444,18 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
         for kind, crops in val_sets.items():
             scores = evaluate(scored, crops, torch_device, config.channels_last, world)
             record.update({f"val_{kind}_psnr": round(scores["psnr"], 4), f"val_{kind}_ssim": round(scores["ssim"], 5)})
+        if config.val_pixel4 and world.is_main:
+            record.update(pixel4_scores(scored) or {})
         if average is not None:  # the trained weights themselves, for comparison
             scores = evaluate(model, val_sets["true"], torch_device, config.channels_last, world)
             record.update({"val_trained_true_psnr": round(scores["psnr"], 4),
                            "val_trained_true_ssim": round(scores["ssim"], 5)})
         model.train()
         state.history.append(record)
-        improved = state.best_score is None or record["val_true_psnr"] > state.best_score
+        score = best_score(record, config.best_metric)
+        improved = state.best_score is None or score > state.best_score
         if improved:
-            state.best_score = record["val_true_psnr"]
+            state.best_score = score
         if not world.is_main:
             return
         with run.log.open("a") as log:
@@ -387,6 +466,9 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
             tqdm.write(json.dumps(record), file=sys.stderr)
 
     parameter_dtype = next(model.parameters()).dtype  # float32, or float64 under torch.set_default_dtype
+    if config.init_weights and state.step == 0 and not state.history:
+        # The starting weights' own scores: step 0 of the fine-tune's learning curve.
+        validate(config.stages[0], 0.0, [])
     stop_at = config.total_steps if max_steps is None else min(config.total_steps, state.step + max_steps)
     with StopRequest() as stop:
         while state.step < stop_at and not stop.requested:
