@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.train", "train SVBR-Net from a config file (resumable)"),
     "curve": ("training.curve", "learning curve of a training run: picture and table"),
     "eval": ("training.evaluate", "Table-1-style report: blurry, classical baseline, SVBR-Net"),
+    "eval-real": ("benchmarks.real", "real photos: PSNR/SSIM on the Pixel 4 dual-pixel set (measurement only)"),
     "export": ("export.onnx_export", "export a checkpoint to ONNX"),
     "calibrate": ("calibration.cli", "make an FP16 or INT8 (QDQ) ONNX model"),
     "validate": ("calibration.validate", "accuracy of ONNX models against PyTorch FP32"),
@@ -27,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = ["usage: svbr COMMAND [options]   (svbr COMMAND --help for details)", "", "commands:"]
+    lines = ["usage: svbr COMMAND [options]   (svbr COMMAND --help for details; svbr --version)", "", "commands:"]
     lines += [f"  {name:<{width}}  {help_text}" for name, (_, help_text) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -36,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from runtime._version import __version__
+
+        print(f"svbr {__version__}")
         return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:

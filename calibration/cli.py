@@ -6,14 +6,18 @@ engine builder and every other runtime then simply follow the graph's types.
 
     svbr calibrate --precision fp16 --onnx svbrnet.onnx --out svbrnet_fp16.onnx
     svbr calibrate --precision int8 --onnx svbrnet.onnx --out svbrnet_int8.onnx \\
-        --images datasets/sharp-train --samples 32
+        --images datasets/sharp-train                  # 16 windows of a 256-px tile
     svbr calibrate --precision int8 --target cpu ...   # integer kernels on ONNX Runtime's CPU provider
     svbr calibrate --precision int8 --onnx svbrnet.onnx --images ... --sensitivity --json sensitivity.json
     svbr calibrate --precision int8 ... --keep-fp16 auto --target-ssim 0.99   # mixed INT8/FP16
 
 ``--sensitivity`` measures, for every convolution, the SSIM lost when it alone is
 quantized, and ``--keep-fp16`` keeps the most sensitive ones (or named ones) out
-of INT8 in float16 (:mod:`calibration.mixed`).
+of INT8 in float16 (:mod:`calibration.mixed`). The ranking is stored, keyed by the
+weights' SHA-256, and reused by later runs on the same weights, so the default
+(``--keep-fp16 auto``) sweeps the layers once per set of weights, not on every
+call (:mod:`calibration.ranking`; the bundled model's ranking ships beside it).
+Each stage prints one line on stderr (``-q`` silences them).
 
 A uint8-I/O model (``svbr export --io uint8``) stays uint8-I/O: its float core
 is converted and wrapped again (``--io`` changes the I/O kind).
@@ -63,14 +67,34 @@ from calibration.mixed import (
     tensorrt_cost_estimate,
     weighted_layers,
 )
+from calibration.ranking import candidate_paths, load_ranking, path_beside, save_ranking, weights_sha256
+from calibration.ranking import cache_path as ranking_cache_path
 from runtime.constants import HALO_PX
 
 #: Precisions ``svbr calibrate`` makes (fp32 is ``svbr export``'s).
 TARGET_PRECISIONS: tuple[str, ...] = ("fp16", "int8")
 
-#: Default number of calibration windows: every map family and map kind at least twice at 32,
-#: and a few minutes of ONNX Runtime on a 2-core CPU at the deployment window size.
-DEFAULT_SAMPLES = 32
+#: Default number of calibration windows: every map family (13) at least once, each map kind four times.
+#: 16 windows of a 256-px tile score the parity of 32 windows of 512 px (README of the step-1,500 release:
+#: 16, 32 and 64 windows within 0.0006 SSIM) in a fraction of the time and memory; every shipped INT8 model
+#: was made with them.
+DEFAULT_SAMPLES = 16
+
+#: Default calibration tile of ``svbr calibrate`` (windows of tile + 2·halo = 424 px); see DEFAULT_SAMPLES.
+DEFAULT_CALIBRATION_TILE_PX = 256
+
+
+class Stages:
+    """One line per stage on stderr (``svbr calibrate [  12 s] ...``), readable in a pipe or a log file."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.start = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            print(f"svbr calibrate [{time.perf_counter() - self.start:5.0f} s] {message}", file=sys.stderr,
+                  flush=True)
 
 
 def load_fp32_model(path: Path) -> onnx.ModelProto:
@@ -129,7 +153,10 @@ def calibrate(
         io: graph I/O of the result, ``"float32"`` or ``"uint8"``; ``None`` = the source's
             (a uint8-I/O source is unwrapped, its float core converted, and wrapped again
             in the same channel order).
-        sensitivity: INT8 only: measure every layer quantized alone (``summary["sensitivity"]``).
+        sensitivity: INT8 only: measure every layer quantized alone (``summary["sensitivity"]``) and store
+            the ranking, even when one of these weights is stored. Without it, ``keep_fp16="auto"`` or a
+            count reuses a stored ranking of the same weights (``summary["ranking"]``, :mod:`calibration.ranking`)
+            and measures (and stores) one only when there is none.
         keep_fp16: INT8 only: layers kept out of INT8 in float16: ``"auto"`` (the fewest most
             sensitive ones reaching ``target_ssim``), a count of the most sensitive, or node names.
         target_ssim: for ``keep_fp16="auto"``: mean SSIM against the FP32 model to reach.
@@ -147,7 +174,9 @@ def calibrate(
     if eval_samples < 1:
         raise ValueError(f"eval_samples must be >= 1, got {eval_samples}")
     start = time.perf_counter()
+    stage = Stages(progress)
     source = load_fp32_model(onnx_path)
+    stage(f"loaded {onnx_path}; making {precision.upper()}")
     source_io = io_kind(source)
     io = io or source_io
     if io not in IO_KINDS:
@@ -169,7 +198,11 @@ def calibrate(
         if calibration.kind != "calibration":
             raise ValueError("INT8 must be calibrated on a calibration set, not a validation set")
         analyse = sensitivity or keep_fp16 is not None
-        paths = build_set(calibration, max(samples, eval_samples if analyse else 0), cache_dir, progress=progress)
+        count = max(samples, eval_samples if analyse else 0)
+        stage(f"calibration set: {count} windows of {calibration.size + 2 * calibration.halo} px "
+              f"(cached under {cache_dir})")
+        paths = build_set(calibration, count, cache_dir, progress=progress)
+        stage(f"quantizing ({int8.method}, target {int8.target}) on {samples} windows")
         result = quantize_int8(source, paths[:samples], int8)
         recipe = {"quantizer": "onnxruntime.quantization.quantize_static (QDQ)", **asdict(int8),
                   "samples": samples, "calibration_set": {**asdict(calibration),
@@ -177,7 +210,9 @@ def calibrate(
         summary["calibration_set"] = str(paths[0].parent)
         if analyse:
             result, mixed = _mixed_precision(source, result, paths[:eval_samples], calibration, summary,
-                                             sensitivity, keep_fp16, target_ssim, threads, progress)
+                                             sensitivity, keep_fp16, target_ssim, threads, progress,
+                                             model_path=Path(onnx_path), cache_dir=Path(cache_dir), stage=stage,
+                                             int8=int8)
             if mixed is not None:
                 recipe["keep_fp16"] = mixed
                 if mixed["layers"]:
@@ -185,7 +220,9 @@ def calibrate(
         metadata["svbr.precision_recipe"] = json.dumps(recipe)
     if out_path is None:
         summary["seconds"] = round(time.perf_counter() - start, 1)
+        stage(f"done in {summary['seconds']} s (analysis only, no model written)")
         return summary
+    stage(f"checking the {precision.upper()} graph and writing {out_path}")
     set_metadata(result, metadata)
     if io == "uint8":
         result = wrap_uint8_io(result, channel_order)
@@ -198,6 +235,7 @@ def calibrate(
     save_model(result, out_path)
     summary["seconds"] = round(time.perf_counter() - start, 1)
     summary["megabytes"] = round(Path(out_path).stat().st_size / 1e6, 2)
+    stage(f"done in {summary['seconds']} s")
     return summary
 
 
@@ -215,25 +253,55 @@ def cli_keep_fp16(args: argparse.Namespace) -> str | int | list[str] | None:
 def _mixed_precision(source: onnx.ModelProto, int8_model: onnx.ModelProto, eval_paths: list[Path],
                      calibration: SetSettings, summary: dict, sensitivity: bool,
                      keep_fp16: str | int | list[str] | None, target_ssim: float, threads: int | None,
-                     progress: bool) -> tuple[onnx.ModelProto, dict | None]:
-    """Sensitivity analysis and/or the mixed INT8/FP16 graph; fills ``summary``, returns (model, recipe entry)."""
+                     progress: bool, *, model_path: Path | None = None, cache_dir: Path = DEFAULT_CACHE_DIR,
+                     stage: Stages | None = None, int8: Int8Settings = Int8Settings(),
+                     ) -> tuple[onnx.ModelProto, dict | None]:
+    """Sensitivity analysis and/or the mixed INT8/FP16 graph; fills ``summary``, returns (model, recipe entry).
+
+    The ranking that ``keep_fp16="auto"`` or a count needs is read from a stored one for these weights
+    (:mod:`calibration.ranking`) unless ``sensitivity`` asks to measure it; a measured ranking is stored.
+    """
+    stage = stage or Stages(False)
     window = calibration.size + 2 * calibration.halo
     flops = layer_flops(source, window, window)
+    stage(f"scoring graphs on {len(eval_paths)} calibration windows against the FP32 model")
     evaluator = SsimEvaluator(source, eval_paths, threads)
     measured = {"reference": "FP32 ONNX model (= PyTorch FP32 to SSIM 1.00000)",
                 "samples": len(eval_paths), "window": window, "set": "calibration windows"}
     ranking: list[str] | None = None
     if sensitivity or keep_fp16 == "auto" or isinstance(keep_fp16, int):
-        rows = layer_sensitivity(int8_model, evaluator, flops, progress=progress)
-        ranking = [row.layer for row in rows]
-        measured["none_quantized"] = evaluator.mean_ssim(restrict_quantization(int8_model, quantized=[]))
-        measured["all_quantized"] = evaluator.mean_ssim(fold_weight_qdq(int8_model))
-        summary["sensitivity"] = {**measured, "layers": [asdict(row) for row in rows]}
-        summary["sensitivity_table"] = format_sensitivity(rows, measured)
+        sha256 = weights_sha256(source)
+        layers = weighted_layers(int8_model)
+        stored = None if sensitivity else load_ranking(candidate_paths(model_path, cache_dir, sha256), sha256, layers)
+        if stored is not None:
+            ranking = stored.layers
+            stage(f"reusing the stored sensitivity ranking {stored.path} (weights sha256 {sha256[:12]}…; "
+                  "--sensitivity measures it again)")
+            summary["ranking"] = {"layers": ranking, "reused": True, "source": str(stored.path),
+                                  "weights_sha256": sha256}
+        else:
+            stage(f"measuring the sensitivity of {len(layers)} layers, each quantized alone "
+                  f"(runs once for these weights: sha256 {sha256[:12]}…)")
+            rows = layer_sensitivity(int8_model, evaluator, flops, progress=progress)
+            ranking = [row.layer for row in rows]
+            measured["none_quantized"] = evaluator.mean_ssim(restrict_quantization(int8_model, quantized=[]))
+            measured["all_quantized"] = evaluator.mean_ssim(fold_weight_qdq(int8_model))
+            summary["sensitivity"] = {**measured, "layers": [asdict(row) for row in rows]}
+            summary["sensitivity_table"] = format_sensitivity(rows, measured)
+            targets = ([path_beside(model_path)] if model_path is not None else []) + [
+                ranking_cache_path(cache_dir, sha256)]
+            settings = {**asdict(calibration), "images_dir": Path(calibration.images_dir).name, **asdict(int8)}
+            written = save_ranking(targets, sha256, ranking,
+                                   model_name=model_path.name if model_path is not None else "?",
+                                   rows=[asdict(row) for row in rows], measured=measured, settings=settings)
+            stage("stored the ranking: " + (", ".join(str(path) for path in written) or "nowhere (not writable)"))
+            summary["ranking"] = {"layers": ranking, "reused": False, "stored": [str(p) for p in written],
+                                  "weights_sha256": sha256}
     if keep_fp16 is None:
         return int8_model, None
     history: list[dict] = []
     if keep_fp16 == "auto":
+        stage(f"choosing the float16 layers: the fewest most sensitive reaching mean SSIM {target_ssim}")
         chosen, history = choose_fp16_layers(int8_model, ranking, evaluator, target_ssim, progress=progress)
     elif isinstance(keep_fp16, int):
         if not 0 <= keep_fp16 <= len(ranking):
@@ -281,8 +349,9 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--target", choices=TARGETS, default="tensorrt",
                        help="tensorrt (default: symmetric int8 QDQ on the convolutions, TensorRT's pattern) or cpu "
                        "(uint8 activations, quantized outputs: ONNX Runtime's CPU provider runs integer QLinearConv)")
-    group.add_argument("--tile", type=int, default=DEFAULT_TILE_PX,
-                       help=f"deployment tile (px); windows are tile + 2*halo (default {DEFAULT_TILE_PX})")
+    group.add_argument("--tile", type=int, default=DEFAULT_CALIBRATION_TILE_PX,
+                       help="calibration tile (px); windows are tile + 2*halo "
+                       f"(default {DEFAULT_CALIBRATION_TILE_PX}; {DEFAULT_TILE_PX} = the runtime's default tile)")
     group.add_argument("--halo", type=int, default=HALO_PX, help=f"deployment halo (px, default {HALO_PX})")
     group.add_argument("--max-image-side", type=int, default=None,
                        help="downscale photos larger than this first (default: native resolution)")
@@ -294,7 +363,9 @@ def _parser() -> argparse.ArgumentParser:
     group = parser.add_argument_group("INT8 with margin: sensitivity and mixed INT8/FP16 (--target tensorrt)")
     group.add_argument("--sensitivity", action="store_true",
                        help="measure the SSIM lost when each convolution alone is quantized; print the table "
-                       "(most sensitive first); without --out nothing is written but --json")
+                       "(most sensitive first) and store the ranking (beside the model, <stem>_int8_ranking.json, "
+                       "and in the cache) for later runs, which otherwise reuse a stored ranking of the same "
+                       "weights; without --out no model is written")
     group.add_argument("--keep-fp16", default=None, metavar="auto|none|N|NAMES",
                        help="keep layers out of INT8, computing in float16: auto (the fewest most sensitive "
                        "reaching --target-ssim; the default for --target tensorrt), none (every layer INT8), "
@@ -312,7 +383,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="comma-separated op types or node names to keep in float32 (default: none)")
     parser.add_argument("--io", choices=IO_KINDS, default=None,
                         help="graph I/O of the result (default: the source model's; see `svbr export --io`)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no stage lines")
     return parser
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from runtime._version import __version__
+
 _EXPORTS = {
     "Deblurrer": "runtime.deblurrer",
     "BUNDLED_MODEL_PATH": "runtime.deblurrer",
@@ -22,7 +24,7 @@ _EXPORTS = {
     "estimate_blur_map": "runtime.estimate",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS) + ["__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -25,6 +25,7 @@ from calibration.mixed import (
     tensorrt_cost_estimate,
     weighted_layers,
 )
+from conftest import make_tiny_onnx_model
 from test_calibration import make_images
 
 TILE, HALO = 16, 8  # windows of 32×32 px
@@ -33,50 +34,8 @@ LAYERS = ["conv_a", "conv_b", "conv_c", "up", "conv_out"]
 
 
 def tiny_model() -> onnx.ModelProto:
-    """image, blur_map -> Concat -> conv_a -> ReLU -> {conv_b -> ReLU, conv_c (1×1)} -> Add -> AveragePool ->
-    up (ConvTranspose ×2) -> ReLU -> conv_out -> Add(image) -> Clip -> sharp."""
-    rng = np.random.default_rng(7)
-
-    def weight(name, shape, scale):
-        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
-
-    initializers = [
-        weight("wa", (8, 4, 3, 3), 0.3), weight("ba", (8,), 0.1),
-        weight("wb", (8, 8, 3, 3), 0.15), weight("bb", (8,), 0.1),
-        weight("wc", (8, 8, 1, 1), 0.3), weight("bc", (8,), 0.1),
-        weight("wu", (8, 8, 2, 2), 0.2), weight("bu", (8,), 0.1),
-        weight("wo", (3, 8, 3, 3), 0.05), weight("bo", (3,), 0.0),
-        numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
-        numpy_helper.from_array(np.array(1.0, np.float32), "hi"),
-    ]
-    nodes = [
-        helper.make_node("Concat", ["image", "blur_map"], ["x"], axis=1, name="concat"),
-        helper.make_node("Conv", ["x", "wa", "ba"], ["a"], pads=[1, 1, 1, 1], name="conv_a"),
-        helper.make_node("Relu", ["a"], ["ra"], name="relu_a"),
-        helper.make_node("Conv", ["ra", "wb", "bb"], ["b"], pads=[1, 1, 1, 1], name="conv_b"),
-        helper.make_node("Relu", ["b"], ["rb"], name="relu_b"),
-        helper.make_node("Conv", ["ra", "wc", "bc"], ["c"], name="conv_c"),
-        helper.make_node("Add", ["rb", "c"], ["s"], name="add"),
-        helper.make_node("AveragePool", ["s"], ["p"], kernel_shape=[2, 2], strides=[2, 2], name="pool"),
-        helper.make_node("ConvTranspose", ["p", "wu", "bu"], ["u"], strides=[2, 2], name="up"),
-        helper.make_node("Relu", ["u"], ["ru"], name="relu_u"),
-        helper.make_node("Conv", ["ru", "wo", "bo"], ["corr"], pads=[1, 1, 1, 1], name="conv_out"),
-        helper.make_node("Add", ["image", "corr"], ["y"], name="head_add"),
-        helper.make_node("Clip", ["y", "lo", "hi"], ["sharp"], name="head_clip"),
-    ]
-    graph = helper.make_graph(
-        nodes, "tiny",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"]),
-         helper.make_tensor_value_info("blur_map", TensorProto.FLOAT, ["N", 1, "H", "W"])],
-        [helper.make_tensor_value_info("sharp", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-        initializers,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    for key, value in {"svbr.precision": "fp32", "svbr.head": "residual"}.items():
-        model.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    """The five-layer stand-in of SVBR-Net (``conftest.make_tiny_onnx_model``, seed 7)."""
+    return make_tiny_onnx_model(seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +190,7 @@ def test_keep_fp16_auto_reaches_the_target(setup):
     estimate = mixed["tensorrt_estimate"]
     assert estimate["conv_time_vs_all_int8"] == pytest.approx(1 + estimate["fp16_flop_share"])
     # The most sensitive layers went first.
-    ranking = [row["layer"] for row in summary["sensitivity"]["layers"]]
+    ranking = summary["ranking"]["layers"]  # measured here, or stored by the --sensitivity test
     assert mixed["layers"] == [name for name in weighted_layers(saved) if name in ranking[:len(mixed["layers"])]]
     assert mixed["ssim"] == next(h["ssim"] for h in summary["mixed_search"] if h["fp16_layers"] == len(mixed["layers"]))
 
