@@ -55,18 +55,23 @@ class DeblurActor:
     A plain class (Ray Data makes the actors), so it is testable without Ray.
 
     Args:
-        model, backend, tile, batch_size: as for :class:`runtime.Deblurrer` (``tile`` None: one full-frame pass).
+        model, backend, tile, batch_size, strength, max_radius_px: as for :class:`runtime.Deblurrer`
+            (``tile`` None: one full-frame pass).
         map_folder: the blur-map folder (maps paired by stem); None: each map is estimated from its image.
         map_scale: px per PNG map unit.
         threads: intra-op threads for the ``onnxruntime-cpu`` backend (its CPUs in the Ray cluster); None: ORT's default.
     """
 
     def __init__(self, model: str | None, backend: str, tile: int | None, batch_size: int | None,
-                 map_folder: str | None, map_scale: float | None, threads: int | None = None) -> None:
+                 map_folder: str | None, map_scale: float | None, threads: int | None = None,
+                 strength: float = 1.0, max_radius_px: float | None = None) -> None:
         from runtime.deblurrer import Deblurrer
+        from runtime.pyramid import DEFAULT_MAX_RADIUS_PX
 
         options: dict[str, Any] = {} if threads is None else {"threads": threads}
-        self.deblurrer = Deblurrer(model, backend=backend, tile=tile, batch_size=batch_size, **options)
+        self.deblurrer = Deblurrer(model, backend=backend, tile=tile, batch_size=batch_size, strength=strength,
+                                   max_radius_px=DEFAULT_MAX_RADIUS_PX if max_radius_px is None else max_radius_px,
+                                   **options)
         self.map_folder = None if map_folder is None else Path(map_folder)
         self.map_scale = map_scale
 
@@ -136,6 +141,8 @@ def deblur_archive(
     actors: int | None = None,
     cpus_per_actor: int = 1,
     quiet: bool = False,
+    strength: float = 1.0,
+    max_radius_px: float | None = None,
 ) -> dict[str, Any]:
     """Deblur every image of ``input_dir`` into ``output_dir`` on Ray; returns (and writes) the summary.
 
@@ -145,6 +152,7 @@ def deblur_archive(
             uses that connection and leaves it open.
         actors: how many actors; None: as many as fit (see :func:`_actor_plan`).
         cpus_per_actor: CPUs of each CPU actor (and ONNX Runtime threads); GPU actors take one GPU and one CPU.
+        strength, max_radius_px: as for :class:`runtime.Deblurrer` (None: its default limit).
         Other arguments as for folder mode (``tile`` None: one full-frame pass).
 
     Raises:
@@ -163,6 +171,15 @@ def deblur_archive(
         raise CliError(f"--ray-actors must be >= 1, got {actors}")
     if cpus_per_actor < 1:
         raise CliError(f"--ray-cpus-per-actor must be >= 1, got {cpus_per_actor}")
+    try:  # before any actor starts: a bad setting would otherwise fail in every actor
+        from runtime.pyramid import validate_max_radius
+        from runtime.validation import validate_strength
+
+        validate_strength(strength)
+        if max_radius_px is not None:
+            validate_max_radius(max_radius_px)
+    except ValueError as error:
+        raise CliError(str(error)) from error
     input_dir, output_dir = input_dir.resolve(), output_dir.resolve()  # the actors' working folder is not ours
     jobs = [(image, output_dir / image.name) for image in list_images(input_dir)]
     todo = [(image, output) for image, output in jobs if not output.exists()]
@@ -197,6 +214,7 @@ def deblur_archive(
                 "backend": plan["backend"], "tile": tile, "batch_size": batch_size,
                 "map_folder": None if map_folder is None else str(map_folder.resolve()),
                 "map_scale": map_scale, "threads": plan["threads"],
+                "strength": strength, "max_radius_px": max_radius_px,
             }
             results = dataset.map_batches(
                 DeblurActor,

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from runtime.arguments import add_deblur_options, deblur_option_error
 from runtime.backends import backend_names
 from runtime.deblurrer import Deblurrer
 
@@ -155,8 +156,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="svbr deblur",
         description="Remove spatially varying defocus blur from an image (or a folder of images) given "
         "its blur map: the defocus disk radius of every pixel, in px (without --blur-map the map is "
-        "estimated from the image). Radii above 6 px are clipped to 6 px "
-        "(the largest blur SVBR-Net is trained for).",
+        "estimated from the image). SVBR-Net is trained for radii up to 6 px: larger radii are deblurred "
+        "at a coarser scale (an image pyramid: 1/2 up to 12 px, 1/4 up to 24, 1/8 up to 48) up to --max-radius, "
+        "and clipped to it beyond.",
     )
     parser.add_argument("input", type=Path, help="image file, or a folder of images")
     parser.add_argument(
@@ -174,6 +176,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", default="auto", choices=backend_names(), help="inference backend (default: auto = fastest available)")
     parser.add_argument("--tile", type=int, default=512, help="tile edge in px, rounded up to a multiple of 4; 0 = one full-frame pass (default 512)")
     parser.add_argument("--batch-size", type=int, help="tiles per backend call (default: the backend's preference)")
+    add_deblur_options(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ray = parser.add_argument_group(
         "archives on Ray (folder mode; pip install 'svbr-net[scale]')",
@@ -204,13 +207,19 @@ def _deblur_file(deblurrer: Deblurrer, image_path: Path, map_path: Path | None, 
             f"blur map {map_path} is {radius.shape[1]}×{radius.shape[0]} px but image {image_path} is "
             f"{image.shape[1]}×{image.shape[0]} px"
         )
-    total = deblurrer.count_tiles(*image.shape[:2])
+    total = deblurrer.count_tiles(*image.shape[:2], radius)
     with tqdm(total=total, desc=image_path.name, unit="tile", disable=not show_tiles) as bar, \
             warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+
+        def progress(done: int, tiles: int) -> None:
+            if tiles != bar.total:  # an estimated map may need pyramid levels: known only once estimated
+                bar.total = tiles
+                bar.refresh()
+            bar.update(done - bar.n)
+
         try:
-            sharp = deblurrer.deblur(image, radius, channel_order="bgr",
-                                     on_progress=lambda done, _: bar.update(done - bar.n))
+            sharp = deblurrer.deblur(image, radius, channel_order="bgr", on_progress=progress)
         except ValueError as error:  # e.g. negative or NaN radii
             raise CliError(f"{image_path.name}: {error}") from error
     for warning in caught:
@@ -228,6 +237,7 @@ def _deblur_on_ray(args: argparse.Namespace) -> int:
         args.input, Path(args.output), map_folder=args.blur_map, map_scale=args.map_scale, model=args.model,
         backend=args.backend, tile=args.tile or None, batch_size=args.batch_size, address=args.ray or None,
         actors=args.ray_actors, cpus_per_actor=args.ray_cpus_per_actor, quiet=args.quiet,
+        strength=args.strength, max_radius_px=args.max_radius,
     )
     print(summary_line(summary))
     shown = 20
@@ -245,13 +255,17 @@ def main(argv: list[str] | None = None) -> int:
             raise CliError(f"--tile must be >= 0, got {args.tile}")
         if args.map_scale is not None and not args.map_scale > 0:
             raise CliError(f"--map-scale must be > 0, got {args.map_scale}")
+        problem = deblur_option_error(args)
+        if problem:
+            raise CliError(problem)
         if args.ray is not None:
             return _deblur_on_ray(args)
         if args.ray_actors is not None or args.ray_cpus_per_actor != 1:
             raise CliError("--ray-actors and --ray-cpus-per-actor need --ray")
         jobs = plan_jobs(args.input, args.blur_map, args.output)
         try:
-            deblurrer = Deblurrer(args.model, backend=args.backend, tile=args.tile or None, batch_size=args.batch_size)
+            deblurrer = Deblurrer(args.model, backend=args.backend, tile=args.tile or None, batch_size=args.batch_size,
+                                  strength=args.strength, max_radius_px=args.max_radius)
         except (FileNotFoundError, RuntimeError, ValueError) as error:
             raise CliError(str(error)) from error
         with deblurrer:

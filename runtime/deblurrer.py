@@ -3,8 +3,10 @@
 The network contract (SPEC §1) is applied here and nowhere else in the
 runtime: images become RGB float32 in [0, 1] (uint8 / 255), radius maps
 become ``radius_px / MAX_RADIUS_PX`` clipped to [0, 1]. Radii above
-``MAX_RADIUS_PX`` (6 px, the largest trained blur) are clipped with a warning:
-the network has never seen larger blur and cannot undo it.
+``MAX_RADIUS_PX`` (6 px, the largest trained blur) are deblurred at a coarser
+scale of an image pyramid (``runtime.pyramid``) up to ``max_radius_px``
+(default 48 px); radii beyond that are clipped with a warning.
+``strength`` scales the correction: ``input + strength · (output − input)``.
 
 No torch here or anywhere in ``runtime``.
 """
@@ -18,10 +20,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from runtime import pyramid
 from runtime.backends import Backend, create_backend
 from runtime.constants import HALO_PX, MAX_RADIUS_PX, SIZE_MULTIPLE
-from runtime.tiling import OnProgress, plan_tiles, run_tiled
-from runtime.validation import CHANNEL_ORDERS, validate_image
+from runtime.tiling import OnProgress, plan_tiles, round_up, run_tiled
+from runtime.validation import CHANNEL_ORDERS, validate_image, validate_strength
 
 if TYPE_CHECKING:
     from runtime.stream import StreamRunner, StreamStats
@@ -60,6 +63,31 @@ def network_to_image(sharp: np.ndarray, dtype: np.dtype, channel_order: str) -> 
     if dtype == np.uint8:
         return np.rint(images * 255).astype(np.uint8)
     return images.astype(np.float32)
+
+
+def network_to_float(sharp: np.ndarray, dtype: np.dtype, channel_order: str) -> np.ndarray:
+    """As :func:`network_to_image` before its rounding: float32 N×H×W×3 in image units (0-255 for uint8)."""
+    images = np.clip(sharp.transpose(0, 2, 3, 1), 0.0, 1.0)
+    if channel_order == "bgr":
+        images = images[..., ::-1]
+    if dtype == np.uint8:
+        return np.ascontiguousarray(images * 255, dtype=np.float32)
+    return np.ascontiguousarray(images, dtype=np.float32)
+
+
+def finish_image(value: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float32 in image units -> the image dtype: uint8 clipped to [0, 255] and rounded, float32 clipped to [0, 1]."""
+    if dtype == np.uint8:
+        return np.rint(np.clip(value, 0.0, 255.0)).astype(np.uint8)
+    return np.clip(value, 0.0, 1.0).astype(np.float32)
+
+
+def apply_strength(value: np.ndarray, image: np.ndarray, strength: float) -> np.ndarray:
+    """``image + strength · (value − image)`` in float32 (``value`` returned as is for strength 1)."""
+    if strength == 1.0:
+        return value
+    base = image.astype(np.float32)
+    return base + np.float32(strength) * (value - base)
 
 
 # --- input validation ---------------------------------------------------------
@@ -103,10 +131,18 @@ class Deblurrer:
         halo: context (px) around every tile; ``None`` = ``HALO_PX`` (84, the
             receptive-field half-width), for which tiled output equals the full-frame output.
         batch_size: tiles per backend call; ``None`` = the backend's preferred size.
+        strength: how much of the correction to apply: ``input + strength · (output − input)``,
+            in float before rounding; 0 returns the input, 1 the network's output (default),
+            up to 2 to exaggerate it.
+        max_radius_px: the largest radius (px) deblurred; radii above 6 px (the trained range)
+            are deblurred on a pyramid level that brings them to ≤ 6 px (``runtime.pyramid``:
+            ½ up to 12 px, ¼ up to 24, ⅛ up to 48, the default); radii above this are clipped
+            to it with a warning. 6 = a single full-resolution pass (radii above 6 px clipped).
         backend_options: passed to the backend constructor (e.g. ``threads=2``).
 
     Raises:
         FileNotFoundError: the model file (or the bundled model) is missing.
+        ValueError: a setting out of range (named in the message).
     """
 
     def __init__(
@@ -116,8 +152,13 @@ class Deblurrer:
         tile: int | None = 512,
         halo: int | None = None,
         batch_size: int | None = None,
+        *,
+        strength: float = 1.0,
+        max_radius_px: float = pyramid.DEFAULT_MAX_RADIUS_PX,
         **backend_options: object,
     ) -> None:
+        self.strength = validate_strength(strength)
+        self.max_radius_px = pyramid.validate_max_radius(max_radius_px)
         if tile is not None and tile < 1:
             raise ValueError(f"tile must be a positive number of pixels or None, got {tile}")
         if halo is not None and halo < 0:
@@ -152,9 +193,15 @@ class Deblurrer:
                     f"this runtime uses {expected}"
                 )
 
-    def count_tiles(self, height: int, width: int) -> int:
-        """Tiles an H×W image is split into (one backend window each)."""
-        return len(plan_tiles(height, width, self.tile, self.halo, SIZE_MULTIPLE))
+    def count_tiles(self, height: int, width: int, blur_map: np.ndarray | None = None) -> int:
+        """Tiles an H×W image is split into (one backend window each), over all pyramid levels ``blur_map`` needs."""
+        levels = (0,) if blur_map is None else pyramid.level_plan(blur_map, self.max_radius_px)
+        return sum(self._level_tiles(height, width, levels))
+
+    def _level_tiles(self, height: int, width: int, levels: tuple[int, ...]) -> list[int]:
+        """Tiles of every level in ``levels`` (level 0 is always run, so always counted)."""
+        sizes = [pyramid.level_size(height, width, level) for level in levels if level > 0] + [(height, width)]
+        return [len(plan_tiles(h, w, self.tile, self.halo, SIZE_MULTIPLE)) for h, w in sizes]
 
     def deblur(
         self,
@@ -171,10 +218,13 @@ class Deblurrer:
             image: H×W×3, uint8 or float32 in [0, 1]; channels in ``channel_order``. Camera
                 formats too: mono (H×W or H×W×1), uint16, and 4 channels (alpha kept); see ``runtime.formats``.
             blur_map: H×W defocus disk radius per pixel in px (any real dtype),
-                >= 0; radii above 6 px are clipped to 6 px with a warning.
-                ``None``: estimated from the image by :func:`runtime.estimate_blur_map`.
+                >= 0; radii above 6 px are deblurred on coarser pyramid levels up to
+                ``max_radius_px`` and clipped to it (with a warning) beyond.
+                ``None``: estimated from the image by :func:`runtime.estimate_blur_map`
+                (radii up to ``max_radius_px``).
             channel_order: ``"bgr"`` (OpenCV's order, the default) or ``"rgb"``.
-            on_progress: called as ``on_progress(tiles_done, tiles_total)`` after every batch.
+            on_progress: called as ``on_progress(tiles_done, tiles_total)`` after every batch
+                (``tiles_total`` counts the tiles of every pyramid level the map needs).
             return_map: also return the blur map used (the estimate when ``blur_map`` is None).
 
         Returns:
@@ -198,20 +248,39 @@ class Deblurrer:
         if blur_map is None:
             from runtime.estimate import estimate_blur_map  # numpy/OpenCV/SciPy only
 
-            blur_map = estimate_blur_map(image, channel_order=channel_order)
+            blur_map = estimate_blur_map(image, channel_order=channel_order, max_radius_px=self.max_radius_px)
         validate_inputs(image, blur_map, channel_order)
         largest = float(blur_map.max())
-        if largest > MAX_RADIUS_PX:
-            warnings.warn(
-                f"blur_map has radii up to {largest:.3g} px; SVBR-Net is trained for radii up to "
-                f"{MAX_RADIUS_PX:g} px, larger radii are clipped to {MAX_RADIUS_PX:g} px",
-                UserWarning,
-                stacklevel=2,
-            )
+        if largest > self.max_radius_px:
+            if self.max_radius_px == MAX_RADIUS_PX:
+                reason = (f"SVBR-Net is trained for radii up to {MAX_RADIUS_PX:g} px, larger radii are clipped to "
+                          f"{MAX_RADIUS_PX:g} px (max_radius_px={MAX_RADIUS_PX:g}: no coarser pyramid levels)")
+            else:
+                coarsest = pyramid.level_count(self.max_radius_px) - 1
+                reason = (f"radii above max_radius_px={self.max_radius_px:g} px are clipped to "
+                          f"{self.max_radius_px:g} px (its coarsest pyramid level, 1/{2 ** coarsest}, brings "
+                          f"{self.max_radius_px:g} px into the {MAX_RADIUS_PX:g} px SVBR-Net is trained for; "
+                          f"raise max_radius_px, up to {pyramid.LIMIT_MAX_RADIUS_PX:g} px, to deblur more)")
+            warnings.warn(f"blur_map has radii up to {largest:.3g} px; {reason}", UserWarning, stacklevel=2)
 
-        if getattr(self.backend, "io", "float32") == "uint8":
-            sharp = self._deblur_uint8_io(image, blur_map, channel_order, on_progress)
+        uint8_io = getattr(self.backend, "io", "float32") == "uint8"
+        levels = pyramid.level_plan(blur_map, self.max_radius_px)
+        if levels == (0,) and self.strength == 1.0:  # today's single full-resolution pass, bit for bit
+            if uint8_io:
+                sharp = self._deblur_uint8_io(image, blur_map, channel_order, on_progress)
+            else:
+                sharp = self._deblur_float(image, blur_map, channel_order, on_progress)
             return (sharp, blur_map) if return_map else sharp
+        source = image if (image.dtype == np.uint8 or not uint8_io) else \
+            np.rint(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)  # a uint8-I/O graph takes uint8 only
+        sharp = self._deblur_levels(source, blur_map, channel_order, on_progress, levels)
+        if source is not image:
+            sharp = sharp.astype(np.float32) / np.float32(255)
+        return (sharp, blur_map) if return_map else sharp
+
+    def _deblur_float(self, image: np.ndarray, blur_map: np.ndarray, channel_order: str,
+                      on_progress: OnProgress | None) -> np.ndarray:
+        """Today's path for a float32-I/O model: one tiled full-resolution pass, rounded per window."""
 
         def run_batch(images: np.ndarray, radii: np.ndarray) -> np.ndarray:
             # Per window batch, so the float copies are only ever tile-sized.
@@ -219,7 +288,7 @@ class Deblurrer:
             sharp = self.backend.run(network_image, map_to_network(radii))
             return network_to_image(sharp, image.dtype, channel_order)
 
-        sharp = run_tiled(
+        return run_tiled(
             [image, blur_map],
             run_batch,
             tile=self.tile,
@@ -228,7 +297,77 @@ class Deblurrer:
             multiple=SIZE_MULTIPLE,
             on_progress=on_progress,
         )
-        return (sharp, blur_map) if return_map else sharp
+
+    def _network_float(self, images: np.ndarray, radii: np.ndarray, channel_order: str) -> np.ndarray:
+        """The network's output for a batch of windows, float32 in the windows' units (0-255 for uint8), unrounded.
+
+        A uint8-I/O graph rounds in the graph: its uint8 output, as float32.
+        """
+        if getattr(self.backend, "io", "float32") == "uint8":
+            model_order = self.backend.io_channel_order
+            if channel_order != model_order:
+                images = images[..., ::-1]
+            sharp = self.backend.run(np.ascontiguousarray(images), np.ascontiguousarray(radii, dtype=np.float32))
+            sharp = sharp[..., ::-1] if channel_order != model_order else sharp
+            return sharp.astype(np.float32)
+        sharp = self.backend.run(image_to_network(images, channel_order), map_to_network(radii))
+        return network_to_float(sharp, images.dtype, channel_order)
+
+    def _deblur_levels(self, image: np.ndarray, blur_map: np.ndarray, channel_order: str,
+                       on_progress: OnProgress | None, levels: tuple[int, ...]) -> np.ndarray:
+        """The general path: pyramid levels (``levels``, see ``runtime.pyramid``) and/or ``strength``.
+
+        Every coarser level runs the exact tiled path on its downscaled image and keeps only its
+        correction (level-sized float32); then level 0 runs tiled at full resolution and each window is
+        blended, strength-scaled and rounded on its own, so no full-size float copy is ever made.
+        """
+        height, width = image.shape[:2]
+        tiles = self._level_tiles(height, width, levels)
+        total, done = sum(tiles), 0
+
+        def progress(offset: int) -> OnProgress | None:
+            if on_progress is None:
+                return None
+            return lambda finished, _: on_progress(offset + finished, total)
+
+        corrections: dict[int, np.ndarray] = {}
+        for level, count in zip([level for level in levels if level > 0], tiles):
+            small = pyramid.downscale(image, level)
+
+            def run_correction(images: np.ndarray, radii: np.ndarray) -> np.ndarray:
+                return self._network_float(images, radii, channel_order) - images.astype(np.float32)
+
+            corrections[level] = run_tiled([small, pyramid.level_map(blur_map, level)], run_correction,
+                                           tile=self.tile, halo=self.halo, batch_size=self.batch_size,
+                                           multiple=SIZE_MULTIPLE, on_progress=progress(done))
+            done += count
+        # Pixel coordinates travel with the windows (broadcast views: no full-size arrays).
+        rows = np.broadcast_to(np.arange(height, dtype=np.int32)[:, None], (height, width))
+        columns = np.broadcast_to(np.arange(width, dtype=np.int32)[None, :], (height, width))
+
+        halo = round_up(self.halo, SIZE_MULTIPLE)  # the plan's halo: only the window centres are kept
+
+        def run_full(images: np.ndarray, radii: np.ndarray, window_rows: np.ndarray,
+                     window_columns: np.ndarray) -> np.ndarray:
+            rows_kept = slice(halo, images.shape[1] - halo)
+            columns_kept = slice(halo, images.shape[2] - halo)
+            weights = pyramid.level_weights(radii[:, rows_kept, columns_kept], self.max_radius_px)
+            value = images.astype(np.float32)  # windows whose centre has no level-0 weight skip the network
+            needed = weights[0].reshape(len(images), -1).max(axis=1) > 0
+            if needed.any():
+                value[needed] = self._network_float(images[needed], radii[needed], channel_order)
+            if corrections:
+                for n in range(len(images)):
+                    upsampled = {level: pyramid.sample_bilinear(correction, window_rows[n, rows_kept, 0],
+                                                                window_columns[n, 0, columns_kept], height, width)
+                                 for level, correction in corrections.items()}
+                    value[n, rows_kept, columns_kept] = pyramid.blend(
+                        value[n, rows_kept, columns_kept], images[n, rows_kept, columns_kept], weights[:, n],
+                        upsampled)
+            return finish_image(apply_strength(value, images, self.strength), image.dtype)
+
+        return run_tiled([image, blur_map, rows, columns], run_full, tile=self.tile, halo=self.halo,
+                         batch_size=self.batch_size, multiple=SIZE_MULTIPLE, on_progress=progress(done))
 
     def _deblur_uint8_io(self, image: np.ndarray, blur_map: np.ndarray, channel_order: str,
                          on_progress: OnProgress | None) -> np.ndarray:
@@ -294,4 +433,5 @@ class Deblurrer:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Deblurrer(backend={self.backend!r}, tile={self.tile}, halo={self.halo}, batch_size={self.batch_size})"
+        return (f"Deblurrer(backend={self.backend!r}, tile={self.tile}, halo={self.halo}, batch_size={self.batch_size}, "
+                f"strength={self.strength:g}, max_radius_px={self.max_radius_px:g})")

@@ -32,6 +32,14 @@ It lowered the validation dense-map MAE (see the README); the table method's
 map is still propagated alongside (one shared filter pass) to detect blur
 beyond 6 px, which the regressor, trained on 0-6 px, cannot show.
 
+Large radii (issue 19, ``max_radius_px`` > 6, e.g. 48 as ``Deblurrer`` passes): the per-edge
+measurement saturates near 5.5 px, so the photo is also measured on an image pyramid
+(½, ¼, ⅛, ``INTER_AREA``) where radii shrink with the scale; each level's edges are calibrated
+to px of the photo (``PYRAMID_CALIBRATION``, fitted on training photos), propagated into a dense
+map, and per pixel the coarser level takes over where the finer one nears saturation
+(``PYRAMID_HANDOVER_PX``, :func:`pyramid_dense`). A photo on which no pixel hands over (little
+blur) gets exactly the single-level map; radii above 6 px are quantised to 0.25 px steps.
+
 Deviations from the published algorithm, all deliberate: OpenCV's Canny (not
 MATLAB's) with a floor on the high threshold so flat images yield no edges;
 ratios R ≤ 1 (which the published code maps to σ = 0, "in focus", although
@@ -154,6 +162,32 @@ SATURATION_WARNING_FRACTION: float = 0.2
 #: Smallest image side accepted (the 9-scale Canny needs room).
 MIN_SIDE_PX: int = 16
 
+#: Large radii (issue 19, ``max_radius_px`` > 6). The per-edge measurement saturates near 5.5 px (the
+#: regressor is trained on 0-6 px), so the photo is also measured on an image pyramid (levels ½, ¼, ⅛, ...,
+#: ``INTER_AREA``), where radii shrink with the scale: level k's edges are measured, calibrated to px of the
+#: photo (``PYRAMID_CALIBRATION``) and propagated at that level like level 0's, giving a dense map D_k.
+#: Per pixel, level k + 1 takes over from level k (linearly) as D_k rises from ``PYRAMID_HANDOVER_PX[0]``·2^k
+#: to ``[1]``·2^k px (level k nears saturation) or D_{k+1} rises from ``[2]``·2^k to ``[3]``·2^k px
+#: (level k + 1 sees blur beyond level k's range, e.g. where level k found no edges in the blurry region).
+#: Where no pixel hands over, the map is exactly the single-level one (small blur: bit-identical).
+PYRAMID_HANDOVER_PX: tuple[float, float, float, float] = (4.5, 5.0, 6.0, 7.0)
+PYRAMID_SUPPORT_PX: tuple[float, float] = (3.5, 4.5)
+#: Levels whose shorter side would be below this are not measured.
+PYRAMID_MIN_SIDE_PX: int = 32
+#: Per level k ≥ 1: the regressor's reading (px of level k) → radius (px of the estimated image), linear
+#: between points, slope 2^k beyond. Fitted on TRAINING-split photos (never the validation photos measured)
+#: by ``python -m benchmarks.large_blur --parts fit``: for each uniform blur r, the median reading.
+PYRAMID_CALIBRATION: dict[int, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    1: ((0.288, 1.078, 2.342, 3.327, 4.219, 4.862, 5.225),
+        (0, 2, 4, 6, 8, 10, 12)),
+    2: ((0.426, 0.648, 1.086, 1.593, 2.252, 2.812, 3.258, 3.731, 4.184, 4.824, 5.194),
+        (0, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24)),
+    3: ((0.422, 0.486, 0.632, 0.841, 1.096, 1.357, 1.598, 1.899, 2.242, 2.775, 3.194, 3.63, 4.108, 4.801, 5.148),
+        (0, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48)),
+}
+#: Radii above 6 px are quantised to multiples of this (below: the 23 trained levels, as always).
+LARGE_RADIUS_STEP_PX: float = 0.25
+
 
 class NoEdgesWarning(UserWarning):
     """The photo has no reliable edge: the estimate is the all-zero (in-focus) map."""
@@ -168,7 +202,7 @@ class SaturatedEstimateWarning(UserWarning):
 
 def estimate_blur_map(
     image: np.ndarray, *, channel_order: str = "bgr", timings: dict[str, float] | None = None,
-    method: str = "learned",
+    method: str = "learned", max_radius_px: float = MAX_RADIUS_PX,
 ) -> np.ndarray:
     """Estimate the defocus disk radius of every pixel of a photo.
 
@@ -177,26 +211,34 @@ def estimate_blur_map(
         channel_order: ``"bgr"`` (OpenCV's order, the default) or ``"rgb"``.
         timings: if a dict is given, the seconds spent per stage are stored in it
             (``downscale``, ``edges``, ``measure``, ``regressor`` (learned only), ``edge_filter``, ``propagate``,
-            ``finish``, ``total``).
+            ``pyramid`` (``max_radius_px`` > 6), ``finish``, ``total``).
         method: per-edge measurement: ``"learned"`` (default; the small regressor,
             ``REGRESSOR_PATH``) or ``"table"`` (the published two-scale ratio σ, D'Andrès's
-            table and the calibration table ``CALIBRATION_*``).
+            table and the calibration table ``CALIBRATION_*``). The coarser pyramid levels
+            (``max_radius_px`` > 6) always use the regressor.
+        max_radius_px: largest radius returned, 6-192 px. 6 (the default): the single-level
+            estimator, radii up to 6 px. Larger: radii up to it, measured on an image pyramid
+            (see the module docstring); ``Deblurrer`` passes its own (48 by default).
 
     Returns:
         float32 H×W radii in px of this image, each 0 (in focus) or one of the 23
-        levels 0.5, 0.75, ..., 6. Fallback: a photo with no reliable edge (e.g. a
+        levels 0.5, 0.75, ..., 6, or (``max_radius_px`` > 6) a multiple of 0.25 px up to
+        ``max_radius_px``. Fallback: a photo with no reliable edge (e.g. a
         flat one) gives the all-zero map and a :class:`NoEdgesWarning` — an
         edge-based estimator that sees no edge knows nothing about the blur.
-        When more than 20 % of the pixels reach the 6-px limit, a
-        :class:`SaturatedEstimateWarning` suggests downscaling the photo.
+        When more than 20 % of the pixels reach the limit (6 px, or ``max_radius_px``), a
+        :class:`SaturatedEstimateWarning` says so.
 
     Raises:
         ValueError: naming the problem with the input (as ``Deblurrer.deblur``),
             or an image smaller than 16×16.
     """
     validate_image(image, channel_order)
+    from runtime.pyramid import validate_max_radius
+
+    max_radius_px = validate_max_radius(max_radius_px)
     clock = _Clock(timings)
-    maps = _raw_maps(image, channel_order, clock, method)
+    maps = _raw_maps(image, channel_order, clock, method, max_radius_px)
     if maps is None:
         warnings.warn(
             "no reliable edge found: the blur cannot be measured, so the estimated blur map is all zero "
@@ -206,7 +248,19 @@ def estimate_blur_map(
         )
         clock.lap("finish", total=True)
         return np.zeros(image.shape[:2], np.float32)
-    dense, table_dense = maps
+    dense, table_dense, large = maps
+    if large:  # the pyramid's map: radii up to max_radius_px
+        saturated = float(np.mean(dense > max_radius_px - 0.125))
+        if saturated > SATURATION_WARNING_FRACTION:
+            warnings.warn(
+                f"{100 * saturated:.0f} % of the photo is estimated at max_radius_px={max_radius_px:g} px or above: "
+                f"raise max_radius_px (up to 192 px) or downscale the photo before estimating and deblurring",
+                SaturatedEstimateWarning,
+                stacklevel=2,
+            )
+        result = quantize_large_radius_px(np.clip(dense, 0.0, max_radius_px))
+        clock.lap("finish", total=True)
+        return result
     table_dense = calibrate_radius_px(table_dense)
     if method == "table":
         dense = table_dense
@@ -214,16 +268,26 @@ def estimate_blur_map(
     # trained on radii up to 6 px only, so it squeezes larger blur into the range instead of showing it.
     saturated = float(np.mean(table_dense > MAX_RADIUS_PX - 0.125))
     if saturated > SATURATION_WARNING_FRACTION:
+        hint = ("downscale the photo (e.g. by 2) before estimating and deblurring" if max_radius_px == MAX_RADIUS_PX
+                else "its pyramid levels found too few edges to measure it")
         warnings.warn(
             f"{100 * saturated:.0f} % of the photo is estimated at the {MAX_RADIUS_PX:g}-px limit: it is blurrier "
-            f"than SVBR-Net's trained range (up to {MAX_RADIUS_PX:g} px); downscale the photo (e.g. by 2) "
-            "before estimating and deblurring",
+            f"than SVBR-Net's trained range (up to {MAX_RADIUS_PX:g} px); {hint}",
             SaturatedEstimateWarning,
             stacklevel=2,
         )
     result = quantize_radius_px(np.clip(dense, 0.0, MAX_RADIUS_PX), zero_at_or_below=ZERO_AT_OR_BELOW_PX)
     clock.lap("finish", total=True)
     return result
+
+
+def quantize_large_radius_px(radius_px: np.ndarray) -> np.ndarray:
+    """Radii ≤ 6 px to the 23 levels (≤ 0.5 px → 0) as always; larger ones to multiples of ``LARGE_RADIUS_STEP_PX``."""
+    radius_px = np.asarray(radius_px, dtype=np.float32)
+    small = quantize_radius_px(np.minimum(radius_px, MAX_RADIUS_PX), zero_at_or_below=ZERO_AT_OR_BELOW_PX)
+    step = LARGE_RADIUS_STEP_PX
+    large = (np.ceil(radius_px.astype(np.float64) / step - 0.5) * step).astype(np.float32)
+    return np.where(radius_px > MAX_RADIUS_PX, np.maximum(large, np.float32(MAX_RADIUS_PX)), small).astype(np.float32)
 
 
 def raw_radius_map(image: np.ndarray, *, channel_order: str = "bgr", clock: "_Clock | None" = None,
@@ -239,13 +303,18 @@ def raw_radius_map(image: np.ndarray, *, channel_order: str = "bgr", clock: "_Cl
     Raises:
         ValueError: as :func:`estimate_blur_map`.
     """
-    maps = _raw_maps(image, channel_order, clock or _Clock(None), method)
+    maps = _raw_maps(image, channel_order, clock or _Clock(None), method, MAX_RADIUS_PX)
     return None if maps is None else maps[0]
 
 
-def _raw_maps(image: np.ndarray, channel_order: str, clock: "_Clock", method: str
-              ) -> tuple[np.ndarray, np.ndarray] | None:
-    """(dense map of ``method``, dense map of the table method, uncalibrated), or None without edges."""
+def _raw_maps(image: np.ndarray, channel_order: str, clock: "_Clock", method: str, max_radius_px: float
+              ) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """(dense map of ``method``, dense map of the table method (uncalibrated), from the pyramid?), or None without edges.
+
+    With ``max_radius_px`` > 6 the coarser levels are measured too (:func:`pyramid_dense`); where any pixel
+    hands over to them, the first map is the pyramid's (radii up to ``max_radius_px``, calibrated, final) and
+    the flag is True; otherwise both maps are exactly the single-level ones.
+    """
     validate_image(image, channel_order)
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
@@ -262,6 +331,131 @@ def _raw_maps(image: np.ndarray, channel_order: str, clock: "_Clock", method: st
     rgb = rgb.astype(np.float32) / np.float32(255) if rgb.dtype == np.uint8 else rgb.astype(np.float32)
     clock.lap("downscale")
 
+    edges = edge_measurements(rgb, method, clock)
+    dense = None
+    if edges is not None:
+        mask, learned, table = edges
+        dense = propagate(rgb, mask, np.stack([learned, table], axis=-1) if method == "learned" else table)
+        clock.lap("propagate")
+    if max_radius_px > MAX_RADIUS_PX:
+        level0 = None if dense is None else (dense[..., 0] if method == "learned" else calibrate_radius_px(dense))
+        large = pyramid_dense(rgb, level0, max_radius_px * scale)
+        clock.lap("pyramid")
+        if large is not None:
+            if scale < 1.0:
+                large = cv2.resize(large, (width, height), interpolation=cv2.INTER_LINEAR) / np.float32(scale)
+            return large, large, True
+    if dense is None:
+        return None
+    if scale < 1.0:
+        dense = cv2.resize(dense, (width, height), interpolation=cv2.INTER_LINEAR) / np.float32(scale)
+    return (dense[..., 0], dense[..., 1], False) if method == "learned" else (dense, dense, False)
+
+
+def pyramid_levels(height: int, width: int, max_radius_px: float) -> list[int]:
+    """The coarser levels (1, 2, ...) measured for radii up to ``max_radius_px`` (px of this image)."""
+    levels = []
+    level = 1
+    while (PYRAMID_HANDOVER_PX[0] * 2 ** (level - 1) < max_radius_px
+           and min(height, width) * 2.0**-level >= PYRAMID_MIN_SIDE_PX):
+        levels.append(level)
+        level += 1
+    return levels
+
+
+def calibrate_level_px(reading_px: np.ndarray, level: int) -> np.ndarray:
+    """A level-``level`` regressor reading (px of that level) → radius in px of the full image (``PYRAMID_CALIBRATION``)."""
+    factor = np.float32(2.0**level)
+    reading = np.asarray(reading_px, dtype=np.float32)
+    if level not in PYRAMID_CALIBRATION:
+        return reading * factor
+    table_raw = np.asarray(PYRAMID_CALIBRATION[level][0], dtype=np.float32)
+    table_radius = np.asarray(PYRAMID_CALIBRATION[level][1], dtype=np.float32)
+    out = np.interp(reading, table_raw, table_radius).astype(np.float32)
+    out = np.where(reading > table_raw[-1], table_radius[-1] + factor * (reading - table_raw[-1]), out)
+    out = np.where(reading < table_raw[0], table_radius[0] + factor * (reading - table_raw[0]), out)
+    return np.maximum(out, 0.0).astype(np.float32)
+
+
+def level_edge_readings(rgb: np.ndarray, level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The learned regressor's readings at the reliable edges of pyramid level ``level`` of ``rgb``.
+
+    Returns (rows, columns, reading in px of that level) of the level's edge pixels, or None without edges.
+    """
+    small = _level_image(rgb, level)
+    edges = edge_measurements(small, "learned")
+    if edges is None:
+        return None
+    mask, learned, _ = edges
+    rows, columns = np.nonzero(mask)
+    return rows, columns, learned[mask]
+
+
+def _level_image(rgb: np.ndarray, level: int) -> np.ndarray:
+    if level == 0:
+        return rgb
+    height, width = rgb.shape[:2]
+    size = (max(1, round(width * 2.0**-level)), max(1, round(height * 2.0**-level)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def _ramp(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    return np.clip((values - np.float32(low)) / np.float32(high - low), 0.0, 1.0).astype(np.float32)
+
+
+def pyramid_dense(rgb: np.ndarray, dense0: np.ndarray | None, max_radius_px: float) -> np.ndarray | None:
+    """The dense map with large radii: level 0's map ``dense0`` handed over to coarser levels' (``PYRAMID_*``).
+
+    Args:
+        rgb: float32 H×W×3, the (estimation-sized) photo.
+        dense0: level 0's dense map (px of ``rgb``; the single-level estimate), or None when level 0 has no edge.
+        max_radius_px: the largest radius wanted, in px of ``rgb``.
+
+    Returns:
+        float32 H×W radii in px of ``rgb``; ``None`` when no pixel hands over to a coarser level
+        (then the single-level map stands, unchanged).
+    """
+    height, width = rgb.shape[:2]
+    a, b, c, d = PYRAMID_HANDOVER_PX
+    maps: list[np.ndarray | None] = [dense0]
+    for level in pyramid_levels(height, width, max_radius_px):
+        small = _level_image(rgb, level)
+        edges = edge_measurements(small, "learned")
+        if edges is None:
+            break
+        mask, learned, _ = edges
+        dense = propagate(small, mask, np.where(mask, calibrate_level_px(learned, level), np.float32(0)))
+        maps.append(cv2.resize(dense, (width, height), interpolation=cv2.INTER_LINEAR))
+    if len(maps) < 2:
+        return None
+    # From the coarsest level down: result_k = D_k + g_{k+1} · (result_{k+1} − D_k).
+    result = maps[-1]
+    handed_over = False
+    for level in range(len(maps) - 2, -1, -1):
+        finer, coarser = maps[level], maps[level + 1]
+        scale = float(2**level)
+        gate = _ramp(coarser, c * scale, d * scale)
+        if finer is None:  # level 0 without edges: the coarser level alone
+            result, handed_over = result, True
+            continue
+        support = _ramp(finer, PYRAMID_SUPPORT_PX[0] * scale, PYRAMID_SUPPORT_PX[1] * scale)
+        gate = np.maximum(gate * support, _ramp(finer, a * scale, b * scale))
+        if level == 0:
+            handed_over = bool(gate.max() > 0)
+        result = np.where(gate > 0, finer + gate * (result - finer), finer).astype(np.float32)
+    return np.minimum(result, np.float32(max_radius_px)) if handed_over else None
+
+
+def edge_measurements(rgb: np.ndarray, method: str, clock: "_Clock | None" = None
+                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
+    """Steps 1-6 on float32 RGB in [0, 1]: the reliable edge pixels and their radii, before propagation.
+
+    Returns:
+        (mask, learned, table): bool H×W edge pixels; float32 H×W radii in px of this image at the mask
+        (0 elsewhere) by the regressor (``None`` for ``method="table"``) and by σ + D'Andrès's table
+        (not calibrated), both after the connected-edge filter; ``None`` when there is no reliable edge.
+    """
+    clock = clock or _Clock(None)
     gray = luminance(rgb)
     run_length, edge_count = multiscale_edges(gray)
     clock.lap("edges")
@@ -269,6 +463,7 @@ def _raw_maps(image: np.ndarray, channel_order: str, clock: "_Clock", method: st
     clock.lap("measure")
     if not mask.any():
         return None
+    learned = None
     if method == "learned":
         learned = np.zeros(mask.shape, np.float32)
         learned[mask] = predict_edge_radius_px(edge_features(gray, run_length, edge_count, mask, sigma))
@@ -276,11 +471,7 @@ def _raw_maps(image: np.ndarray, channel_order: str, clock: "_Clock", method: st
         learned = filter_connected_edges(mask, learned, edge_count)
     table = sigma_to_radius_px(filter_connected_edges(mask, sigma, edge_count))
     clock.lap("edge_filter")
-    dense = propagate(rgb, mask, np.stack([learned, table], axis=-1) if method == "learned" else table)
-    clock.lap("propagate")
-    if scale < 1.0:
-        dense = cv2.resize(dense, (width, height), interpolation=cv2.INTER_LINEAR) / np.float32(scale)
-    return (dense[..., 0], dense[..., 1]) if method == "learned" else (dense, dense)
+    return mask, learned, table
 
 
 def calibrate_radius_px(raw_px: np.ndarray) -> np.ndarray:
@@ -486,7 +677,8 @@ def filter_connected_edges(mask: np.ndarray, sigma: np.ndarray, edge_count: np.n
     return filtered
 
 
-def propagate(rgb: np.ndarray, mask: np.ndarray, radius: np.ndarray) -> np.ndarray:
+def propagate(rgb: np.ndarray, mask: np.ndarray, radius: np.ndarray, weight: np.ndarray | None = None
+              ) -> np.ndarray:
     """Domain-transform propagation of the edge radii to every pixel (step 7).
 
     Normalised convolution RF(r·w) / RF(w), w the edge mask, guided by the
@@ -496,6 +688,7 @@ def propagate(rgb: np.ndarray, mask: np.ndarray, radius: np.ndarray) -> np.ndarr
         rgb: float32 H×W×3 in [0, 1] (the guide).
         mask: bool H×W, the measured pixels (at least one).
         radius: float32 H×W (or H×W×K), radius in px at the mask's pixels.
+        weight: float32 H×W confidence of each measurement (0 off the mask); None: 1 on the mask.
 
     Returns:
         float32 of ``radius``'s shape, the dense radius in px (not quantised).
@@ -503,7 +696,7 @@ def propagate(rgb: np.ndarray, mask: np.ndarray, radius: np.ndarray) -> np.ndarr
     height, width = mask.shape
     channels = radius if radius.ndim == 3 else radius[..., None]
     factor = max(1, math.ceil(math.sqrt(height * width / MAX_PROPAGATION_PIXELS)))
-    weight = mask.astype(np.float32)
+    weight = mask.astype(np.float32) if weight is None else weight.astype(np.float32)
     stacked = np.concatenate([channels * weight[..., None], weight[..., None]], axis=-1).astype(np.float32)
     if factor > 1:
         size = (max(1, round(width / factor)), max(1, round(height / factor)))

@@ -12,6 +12,7 @@ it back. Problems with the files end the command with a one-line error and exit 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import warnings
@@ -24,6 +25,7 @@ from tqdm import tqdm
 from runtime.cli import IMAGE_SUFFIXES, CliError, read_image, write_image
 from runtime.constants import MAX_RADIUS_PX
 from runtime.estimate import estimate_blur_map
+from runtime.pyramid import DEFAULT_MAX_RADIUS_PX, validate_max_radius
 
 #: Height of the preview's scale bar, px (plus the labels under it).
 _BAR_HEIGHT_PX = 16
@@ -40,7 +42,8 @@ def render_preview(radius_px: np.ndarray, max_radius_px: float = MAX_RADIUS_PX) 
     label_height = 18
     bar = to_colour(np.tile(np.linspace(0, max_radius_px, bar_width, dtype=np.float32), (_BAR_HEIGHT_PX, 1)))
     labels = np.full((label_height, bar_width, 3), 255, np.uint8)
-    for value in range(int(max_radius_px) + 1):
+    step = next(s for s in (1, 2, 4, 6, 12, 24, 48) if max_radius_px / s <= 12)  # at most ~12 labels
+    for value in range(0, int(max_radius_px) + 1, step):
         x = int(round(value / max_radius_px * (bar_width - 1)))
         cv2.line(labels, (x, 0), (x, 4), (0, 0, 0), 1)
         text = f"{value} px" if value == int(max_radius_px) else str(value)
@@ -88,12 +91,17 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="svbr estimate",
         description="Estimate the blur map of a photo (the defocus disk radius of every pixel, in px; "
-        "0 = in focus, else one of the 23 levels 0.5…6 px) with the edge-based estimator of Karaali & Jung "
-        "2018, and write it as a .npy array that `svbr deblur --blur-map` reads.",
+        "0 = in focus, else one of the 23 levels 0.5…6 px, or above 6 px in 0.25 px steps up to --max-radius) "
+        "with the edge-based estimator of Karaali & Jung 2018 (measured on an image pyramid for radii above 6 px), "
+        "and write it as a .npy array that `svbr deblur --blur-map` reads.",
     )
     parser.add_argument("input", type=Path, help="image file, or a folder of images")
     parser.add_argument("-o", "--output", required=True, help="output .npy file, or a folder (maps named <stem>.npy)")
     parser.add_argument("--preview", help="also write a colour picture of the map with a scale bar (file, or folder)")
+    parser.add_argument("--max-radius", type=float, default=DEFAULT_MAX_RADIUS_PX, metavar="PX",
+                        help=f"largest radius estimated, 6-192 px (default {DEFAULT_MAX_RADIUS_PX:g}, as svbr deblur): "
+                        "radii above 6 px are measured on pyramid levels 1/2, 1/4, ...; 6 = the single-level "
+                        "estimator (saturates at 6 px)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     return parser
 
@@ -101,13 +109,17 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        try:
+            validate_max_radius(args.max_radius)
+        except ValueError as error:
+            raise CliError(f"--max-radius: {error}") from error
         jobs = plan_jobs(args.input, args.output, args.preview)
         for image_path, map_path, preview_path in tqdm(jobs, unit="image", disable=args.quiet or len(jobs) == 1):
             image = read_image(image_path)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
-                    radius = estimate_blur_map(image, channel_order="bgr")
+                    radius = estimate_blur_map(image, channel_order="bgr", max_radius_px=args.max_radius)
                 except ValueError as error:
                     raise CliError(f"{image_path.name}: {error}") from error
             for warning in caught:
@@ -115,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             map_path.parent.mkdir(parents=True, exist_ok=True)
             np.save(map_path, radius)
             if preview_path is not None:
-                write_image(preview_path, render_preview(radius))
+                write_image(preview_path, render_preview(radius, max(MAX_RADIUS_PX, math.ceil(float(radius.max())))))
             if not args.quiet:
                 in_focus = float(np.mean(radius == 0))
                 tqdm.write(f"{image_path.name}: radius median {np.median(radius):.2f} px, max {radius.max():.2f} px, "

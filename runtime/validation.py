@@ -31,3 +31,13 @@ def validate_image(image: np.ndarray, channel_order: str) -> None:
             raise ValueError("float32 image contains NaN or infinite values")
         if low < 0.0 or high > 1.0:
             raise ValueError(f"float32 image values must lie in [0, 1], got {low:.4g}..{high:.4g}")
+
+
+def validate_strength(strength: object) -> float:
+    """``strength`` as a float; ``ValueError`` naming it unless a finite number in [0, 2]."""
+    if isinstance(strength, (bool, np.bool_)) or not isinstance(strength, (int, float, np.integer, np.floating)):
+        raise ValueError(f"strength must be a number in [0, 2], got {strength!r}")
+    value = float(strength)
+    if not (np.isfinite(value) and 0.0 <= value <= 2.0):
+        raise ValueError(f"strength must be a finite number in [0, 2], got {strength!r}")
+    return value

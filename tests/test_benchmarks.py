@@ -110,3 +110,24 @@ def test_parsers():
     assert latency.parse_max_mp(["torch=2.1", "ort:fp16=1"]) == {"torch": 2.1, "onnxruntime-cpu:fp16": 1.0}
     assert latency.parse_sizes("64x48,96x64@0,96x64@64", [None, 32]) == [((64, 48), [None, 32]), ((96, 64), [None, 64])]
     assert latency.size_limit({"torch": 2.1, "torch:fp32": 1.0}, "torch", "fp32") == ("torch:fp32", 1.0)
+
+
+def test_pyramid_benchmarks_run_and_write_their_reports(tmp_path, monkeypatch, random_onnx_model):
+    """benchmarks/pyramid.py and benchmarks/large_blur.py end to end at tiny sizes (real numbers: their commands)."""
+    from benchmarks import estimate as bench_estimate
+    from benchmarks import large_blur, pyramid
+
+    assert pyramid.main(["--sizes", "40x32", "--model", str(random_onnx_model), "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "pyramid.json").read_text())["rows"]
+    assert [row["levels"] for row in rows][:2] == [[0], [0, 1, 2, 3]]  # (40 px: the sawtooth has not risen yet)
+    assert "sawtooth" in (tmp_path / "pyramid.md").read_text()
+    make_images(tmp_path / "photos", 10, size=(60, 80))
+    monkeypatch.setattr(bench_estimate, "PHOTO_HW", (64, 96))
+    monkeypatch.setattr(large_blur, "CALIBRATION_RADII", (0, 8))
+    code = large_blur.main(["--images", str(tmp_path / "photos"), "--photos", "1", "--model", str(random_onnx_model),
+                            "--parts", "calibration,dense,quality", "--out", str(tmp_path / "lb")])
+    assert code == 0
+    report = json.loads((tmp_path / "lb" / "large_blur.json").read_text())
+    assert set(report["quality"]["rows"]) >= {"blurry", "true map, pyramid (max_radius_px 48)"}
+    assert [row["radius"] for row in report["calibration"]["rows"]] == [0, 8]
+    assert "## Deblurring" in (tmp_path / "lb" / "large_blur.md").read_text()

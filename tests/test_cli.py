@@ -90,9 +90,36 @@ def test_large_radii_warn_but_succeed(tmp_path, capsys, random_onnx_model):
     image_path, _, radius = write_inputs(tmp_path)
     np.save(tmp_path / "big.npy", radius + 7)
     code, _, err = run_cli(capsys, image_path, "--blur-map", tmp_path / "big.npy", "-o", tmp_path / "o.png",
-                           "--model", random_onnx_model, "--tile", 0, "-q")
+                           "--model", random_onnx_model, "--tile", 0, "-q", "--max-radius", 6)
     assert code == 0
     assert "warning" in err and "clipped to 6 px" in err
+    code, _, err = run_cli(capsys, image_path, "--blur-map", tmp_path / "big.npy", "-o", tmp_path / "o.png",
+                           "--model", random_onnx_model, "--tile", 0, "-q")
+    assert code == 0 and err == ""  # up to 48 px: the pyramid deblurs them
+    np.save(tmp_path / "huge.npy", radius + 50)
+    code, _, err = run_cli(capsys, image_path, "--blur-map", tmp_path / "huge.npy", "-o", tmp_path / "o.png",
+                           "--model", random_onnx_model, "--tile", 0, "-q")
+    assert code == 0 and "clipped to 48 px" in err
+
+
+def test_strength_and_max_radius_options(tmp_path, capsys, random_onnx_model):
+    image_path, map_path, radius = write_inputs(tmp_path)
+    image = cv2.imread(str(image_path))
+    code, _, err = run_cli(capsys, image_path, "--blur-map", map_path, "-o", tmp_path / "zero.png",
+                           "--model", random_onnx_model, "--tile", 0, "-q", "--strength", 0)
+    assert code == 0, err
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "zero.png")), image)
+    code, _, err = run_cli(capsys, image_path, "--blur-map", map_path, "-o", tmp_path / "half.png",
+                           "--model", random_onnx_model, "--tile", 0, "-q", "--strength", 0.5, "--max-radius", 24)
+    assert code == 0, err
+    expected = Deblurrer(random_onnx_model, tile=None, strength=0.5, max_radius_px=24).deblur(image, radius)
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "half.png")), expected)
+    for option, value in (("--strength", "2.5"), ("--strength", "nan"), ("--max-radius", "4"),
+                          ("--max-radius", "1000")):
+        code, _, err = run_cli(capsys, image_path, "--blur-map", map_path, "-o", tmp_path / "x.png",
+                               "--model", random_onnx_model, option, value)
+        assert code == 2 and err.startswith(f"svbr deblur: error: {option}:"), err
+        assert len(err.strip().splitlines()) == 1
 
 
 def bad_case(tmp_path: Path, case: str) -> tuple[list[object], str]:

@@ -63,14 +63,28 @@ def test_rgb_flag_is_the_mirror_of_bgr(deblurrer, inputs):
     np.testing.assert_array_equal(rgb, bgr[..., ::-1])
 
 
-def test_radii_above_six_px_are_clipped_with_a_warning(deblurrer, inputs):
+def test_radii_above_six_px_are_clipped_with_a_warning(random_onnx_model, inputs):
+    """max_radius_px=6: today's single pass, radii above 6 px clipped with a warning."""
     image, radius = inputs
+    deblurrer = Deblurrer(random_onnx_model, backend="onnxruntime-cpu", tile=64, max_radius_px=MAX_RADIUS_PX)
     with pytest.warns(UserWarning, match="clipped to 6 px"):
         large = deblurrer.deblur(image, radius + 10)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning at or below the limit
         clipped = deblurrer.deblur(image, np.full_like(radius, MAX_RADIUS_PX))
     np.testing.assert_array_equal(large, clipped)
+
+
+def test_radii_above_the_pyramid_limit_are_clipped_with_a_warning(deblurrer, inputs):
+    """The default (48 px): radii up to it are deblurred on the pyramid silently, beyond it clipped with the reason."""
+    image, radius = inputs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        at_limit = deblurrer.deblur(image, np.full_like(radius, 48.0))
+        deblurrer.deblur(image, radius + 10)
+    with pytest.warns(UserWarning, match=r"clipped to 48 px \(its coarsest pyramid level, 1/8"):
+        beyond = deblurrer.deblur(image, np.full_like(radius, 70.0))
+    np.testing.assert_array_equal(beyond, at_limit)
 
 
 def test_integer_and_float64_maps_are_accepted(deblurrer, inputs):
@@ -135,6 +149,15 @@ def test_missing_bundled_model_names_the_regeneration_command(tmp_path, monkeypa
 def test_bad_settings_are_rejected(random_onnx_model, kwargs):
     with pytest.raises(ValueError):
         Deblurrer(random_onnx_model, **kwargs)
+
+
+@pytest.mark.parametrize("name, value", [("strength", -0.1), ("strength", 2.5), ("strength", float("nan")),
+                                         ("strength", float("inf")), ("strength", "1"), ("strength", True),
+                                         ("strength", None), ("max_radius_px", 5.0), ("max_radius_px", 500.0),
+                                         ("max_radius_px", float("nan")), ("max_radius_px", "48")])
+def test_bad_strength_and_max_radius_name_the_setting(random_onnx_model, name, value):
+    with pytest.raises(ValueError, match=name):
+        Deblurrer(random_onnx_model, **{name: value})
 
 
 def test_model_with_a_different_contract_is_refused(random_onnx_model, tmp_path):

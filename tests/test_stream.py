@@ -222,7 +222,8 @@ def test_every_map_form(tmp_path):
             (tmp_path / "seq.npy", [0, 0.5, 1.0, 1.5]), (sequence, [0, 0.5, 1.0, 1.5]),
             (str(tmp_path / "maps"), [0, 0.5, 1.0, 1.5]), (tmp_path / "maps.mkv", [0.007, 1.007, 2.007, 3.007]),
             (lambda frame: np.full(frame.image.shape[:2], frame.index / 4), [0, 0.25, 0.5, 0.75]),
-            (9.0, [6.0] * 4),  # clipped to the trained maximum, as deblur does
+            (9.0, [9.0] * 4),  # within the deblurrer's max_radius_px (48): the pyramid takes it
+            (60.0, [48.0] * 4),  # clipped to the deblurrer's max_radius_px, as deblur does
         ]:
             seen = _maps_seen(d, src, blur_map, map_scale=0.05 if "maps" in str(blur_map) else None)
             if str(blur_map).endswith("maps.mkv"):

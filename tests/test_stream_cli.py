@@ -42,6 +42,8 @@ def test_cli_file_to_file_with_stats(tmp_path, capsys):
     (["testsrc://?frames=1", "--blur-map", "nope.npy"], 2, "blur map not found"),
     (["testsrc://?frames=1", "--blur-map", "1", "--tile", "-1"], 2, "--tile"),
     (["testsrc://?frames=1", "--blur-map", "-1"], 2, ">= 0"),
+    (["testsrc://?frames=1", "--blur-map", "1", "--strength", "3"], 2, "--strength"),
+    (["testsrc://?frames=1", "--blur-map", "1", "--max-radius", "2"], 2, "--max-radius"),
     (["/dev/video99", "--blur-map", "1"], 1, "V4L2"),
     (["testsrc://?frames=3&size=32x24", "--blur-map", "seq.npy", "--tile", "0"], 1, "ended at frame 2"),
 ])
@@ -52,6 +54,16 @@ def test_cli_exit_codes(tmp_path, monkeypatch, capsys, argv, code, message):
     np.save(tmp_path / "seq.npy", np.ones((2, 24, 32), np.float32))
     assert main(argv) == code
     assert message in capsys.readouterr().err
+
+
+@needs_model
+def test_cli_strength_zero_and_large_radii(tmp_path, capsys):
+    frames = write_video(tmp_path / "in.mkv", 2, size=(32, 24))
+    code = main([str(tmp_path / "in.mkv"), "-o", str(tmp_path / "out.mkv"), "--blur-map", "20", "--tile", "0",
+                 "--strength", "0", "--max-radius", "24"])
+    assert code == 0
+    assert all((a == b).all() for a, b in zip(read_video(tmp_path / "out.mkv"), frames))  # strength 0: the input
+    assert "clipped" not in capsys.readouterr().err  # 20 px is within --max-radius 24
 
 
 def test_cli_bad_option_values_exit_2():

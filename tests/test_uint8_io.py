@@ -70,8 +70,9 @@ def test_deblurrer_feeds_uint8_windows_straight_through(random_onnx_model, uint8
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, (70, 92, 3), dtype=np.uint8)
     radius = rng.uniform(0, 7, (70, 92)).astype(np.float32)  # > 6 px: clipped (with a warning) in both
-    with Deblurrer(random_onnx_model, backend="onnxruntime-cpu", tile=tile, threads=1) as reference, \
-            Deblurrer(uint8_models["bgr"], backend="onnxruntime-cpu", tile=tile, threads=1) as wrapped:
+    with Deblurrer(random_onnx_model, backend="onnxruntime-cpu", tile=tile, threads=1, max_radius_px=6) as reference, \
+            Deblurrer(uint8_models["bgr"], backend="onnxruntime-cpu", tile=tile, threads=1,
+                      max_radius_px=6) as wrapped:
         assert wrapped.backend.io == "uint8" and wrapped.backend.io_channel_order == "bgr"
         for order in ("bgr", "rgb"):
             with pytest.warns(UserWarning, match="clipped"):

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runtime.arguments import add_deblur_options, deblur_option_error
 from runtime.backends import backend_names
 from runtime.stream.errors import MapError, SinkError, SourceError, StreamError
 from runtime.stream.pipeline import DROP_POLICIES, FLIPS, StreamRunner, StreamStats
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", default="auto", choices=backend_names(), help="inference backend (default: auto)")
     parser.add_argument("--tile", type=int, default=512, help="tile edge in px; 0 = one full-frame pass (default 512)")
     parser.add_argument("--batch-size", type=int, help="tiles per backend call (default: the backend's preference)")
+    add_deblur_options(parser)
     parser.add_argument("--input-width", type=int, help="resize frames to this width (aspect kept without --input-height)")
     parser.add_argument("--input-height", type=int, help="resize frames to this height")
     parser.add_argument("--input-rate", type=float, metavar="FPS", help="keep at most this many frames per second")
@@ -110,8 +112,12 @@ def main(argv: list[str] | None = None) -> int:
             return fail(message)
     from runtime.deblurrer import Deblurrer
 
+    problem = deblur_option_error(args)
+    if problem:
+        return fail(problem)
     try:
-        deblurrer = Deblurrer(args.model, backend=args.backend, tile=args.tile or None, batch_size=args.batch_size)
+        deblurrer = Deblurrer(args.model, backend=args.backend, tile=args.tile or None, batch_size=args.batch_size,
+                              strength=args.strength, max_radius_px=args.max_radius)
     except (FileNotFoundError, RuntimeError, ValueError) as error:
         return fail(str(error))
     progress = _Progress(args.quiet)

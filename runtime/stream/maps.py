@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from runtime.constants import MAX_RADIUS_PX
+from runtime.pyramid import DEFAULT_MAX_RADIUS_PX
 from runtime.stream.errors import MapError
 
 
@@ -68,8 +69,9 @@ class MapProvider:
         pass
 
 
-def _check(radius: Any, frame: Frame, name: str) -> np.ndarray:
-    """Validate a provider's map for ``frame``; returns float32 radii clipped to ``MAX_RADIUS_PX``."""
+def _check(radius: Any, frame: Frame, name: str, limit: float = np.inf) -> np.ndarray:
+    """Validate a provider's map for ``frame``; returns float32 radii clipped to ``limit`` (the deblurrer's
+    ``max_radius_px``)."""
     if not isinstance(radius, np.ndarray):
         raise MapError(f"{name} returned {type(radius).__name__}, expected an H×W array of radii in px",
                        source=frame.source, frame=frame.index)
@@ -92,8 +94,8 @@ def _check(radius: Any, frame: Frame, name: str) -> np.ndarray:
         raise MapError(f"{name} contains NaN or infinite radii", source=frame.source, frame=frame.index)
     if low < 0:
         raise MapError(f"{name} contains negative radii (min {low:.4g} px)", source=frame.source, frame=frame.index)
-    if high > MAX_RADIUS_PX:  # the network clips anyway; clipping here keeps deblur from warning every frame
-        radius = np.minimum(radius, np.float32(MAX_RADIUS_PX))
+    if high > limit:  # deblur clips anyway; clipping here keeps it from warning every frame
+        radius = np.minimum(radius, np.float32(limit))
     return radius
 
 
@@ -111,7 +113,7 @@ class ConstantMap(MapProvider):
     def __call__(self, frame: Frame) -> np.ndarray:
         shape = frame.image.shape[:2]
         if shape not in self._cache:
-            self._cache[shape] = np.full(shape, min(self.radius, MAX_RADIUS_PX), np.float32)
+            self._cache[shape] = np.full(shape, self.radius, np.float32)
         return self._cache[shape]
 
 
@@ -292,8 +294,10 @@ def estimator_available() -> bool:
 class EstimatedMap(MapProvider):
     """Blur maps estimated from the frames: every ``every``-th frame, the last map reused in between."""
 
-    def __init__(self, every: int = 1, channel_order: str = "bgr") -> None:
+    def __init__(self, every: int = 1, channel_order: str = "bgr", max_radius_px: float = MAX_RADIUS_PX) -> None:
         self.channel_order = channel_order
+        #: the estimator's limit (``estimate_blur_map(max_radius_px=)``): the deblurrer's, so large blur is seen
+        self.max_radius_px = max_radius_px
         if not estimator_available():
             raise MapError("blur_map='estimate' needs runtime.estimate.estimate_blur_map, which this installation "
                            "does not have; pass a map (number, .npy, folder, map video or callable) instead")
@@ -315,8 +319,9 @@ class EstimatedMap(MapProvider):
             if image.dtype == np.uint16:
                 image = image.astype(np.float32) / np.float32(65535)
             try:
-                self._last = np.asarray(self.fn(np.ascontiguousarray(image), channel_order=self.channel_order),
-                                        np.float32)
+                options = {"max_radius_px": self.max_radius_px} if self.max_radius_px != MAX_RADIUS_PX else {}
+                self._last = np.asarray(self.fn(np.ascontiguousarray(image), channel_order=self.channel_order,
+                                                **options), np.float32)
             except Exception as error:  # noqa: BLE001
                 raise MapError(f"estimating the blur map failed: {type(error).__name__}: {error}",
                                source=frame.source, frame=frame.index) from error
@@ -330,6 +335,8 @@ class CheckedMap(MapProvider):
 
     inner: MapProvider
     name: str = field(default="")
+    #: radii above this are clipped (the deblurrer's ``max_radius_px``)
+    limit: float = DEFAULT_MAX_RADIUS_PX
 
     def __post_init__(self) -> None:
         self.name = self.name or self.inner.name
@@ -344,57 +351,63 @@ class CheckedMap(MapProvider):
             raise
         except Exception as error:  # noqa: BLE001
             raise MapError(f"{type(error).__name__}: {error}", source=frame.source, frame=frame.index) from error
-        return _check(radius, frame, self.name)
+        return _check(radius, frame, self.name, self.limit)
 
     def close(self) -> None:
         self.inner.close()
 
 
-def as_map_provider(blur_map: Any, map_scale: float | None = None, channel_order: str = "bgr") -> MapProvider:
+def as_map_provider(blur_map: Any, map_scale: float | None = None, channel_order: str = "bgr",
+                    max_radius_px: float = DEFAULT_MAX_RADIUS_PX) -> MapProvider:
     """A validated :class:`MapProvider` from any accepted form (see the module docstring).
+
+    ``max_radius_px``: the deblurrer's limit: radii above it are clipped, and estimated maps reach up to it.
 
     Raises:
         MapError: the map cannot be used (missing file, wrong shape, NaN, negative, no estimator).
     """
+    def checked(provider: MapProvider) -> CheckedMap:
+        return CheckedMap(provider, limit=max_radius_px)
+
     if blur_map is None:  # as Deblurrer.deblur(image, None): estimate every frame's map
-        return CheckedMap(EstimatedMap(1, channel_order))
+        return checked(EstimatedMap(1, channel_order, max_radius_px))
     if isinstance(blur_map, CheckedMap):
         return blur_map
     if isinstance(blur_map, MapProvider):
-        return CheckedMap(blur_map)
+        return checked(blur_map)
     if isinstance(blur_map, (bool, np.bool_)):
         raise MapError(f"a blur map cannot be a bool ({blur_map})")
     if isinstance(blur_map, (int, float, np.integer, np.floating)):
-        return CheckedMap(ConstantMap(float(blur_map)))
+        return checked(ConstantMap(float(blur_map)))
     if isinstance(blur_map, np.ndarray):
         if blur_map.ndim == 2:
-            return CheckedMap(StaticMap(blur_map))
+            return checked(StaticMap(blur_map))
         if blur_map.ndim == 3:
-            return CheckedMap(MapArray(blur_map))
+            return checked(MapArray(blur_map))
         raise MapError(f"a blur map array must be H×W or N×H×W, got shape {blur_map.shape}")
     if isinstance(blur_map, (str, os.PathLike)):
         text = os.fspath(blur_map)
         match = re.fullmatch(r"estimate(?::(\d+))?", text)
         if match:
-            return CheckedMap(EstimatedMap(int(match.group(1) or 1), channel_order))
+            return checked(EstimatedMap(int(match.group(1) or 1), channel_order, max_radius_px))
         try:
-            return CheckedMap(ConstantMap(float(text)))
+            return checked(ConstantMap(float(text)))
         except ValueError:
             pass
         path = Path(text)
         if path.is_dir():
-            return CheckedMap(MapFolder(path, map_scale))
+            return checked(MapFolder(path, map_scale))
         if not path.is_file():
             raise MapError(f"blur map not found: {path}")
         suffix = path.suffix.lower()
         if suffix in (".mkv", ".avi", ".mp4", ".mov"):
             if map_scale is None:
                 raise MapError(f"{path}: a map video needs map_scale (--map-scale: radius in px of one unit)")
-            return CheckedMap(MapVideo(path, map_scale))
+            return checked(MapVideo(path, map_scale))
         radius = read_map_file(path, map_scale)
         if radius.ndim == 3:
-            return CheckedMap(MapArray(radius, name=str(path)))
-        return CheckedMap(StaticMap(np.asarray(radius), name=str(path)))
+            return checked(MapArray(radius, name=str(path)))
+        return checked(StaticMap(np.asarray(radius), name=str(path)))
     if callable(blur_map):
-        return CheckedMap(CallableMap(blur_map))
+        return checked(CallableMap(blur_map))
     raise MapError(f"cannot use a {type(blur_map).__name__} as a blur map")

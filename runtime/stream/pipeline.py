@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from runtime.stream.errors import DeblurError, MapError, SinkError, SourceError, StreamError
+from runtime.pyramid import DEFAULT_MAX_RADIUS_PX
 from runtime.stream.maps import Frame, MapProvider, as_map_provider
 from runtime.stream.sinks import CallbackSink, ImageSequenceSink, NullSink, Sink, VideoFileSink, open_sink
 from runtime.stream.sources import Source, open_source
@@ -258,7 +259,9 @@ class StreamRunner:
                                           width=size[0] if size else None, height=size[1] if size else None)
         self.sink: Sink | None = None
         try:
-            self.provider: MapProvider = as_map_provider(blur_map, map_scale, channel_order)
+            self.provider: MapProvider = as_map_provider(
+                blur_map, map_scale, channel_order,
+                max_radius_px=float(getattr(deblurrer, "max_radius_px", DEFAULT_MAX_RADIUS_PX)))
             live = bool(getattr(self.source, "is_live", False)) or realtime
             if self.provider.per_frame and live:
                 raise MapError(f"a per-frame map sequence ({self.provider.name}) cannot be paired with a live source "
