@@ -246,3 +246,20 @@ def test_a_fine_tune_starts_from_its_init_weights_and_validates_them_first(image
     assert first["val_blurry_noise2_psnr"] < first["val_blurry_psnr"]  # noise lowers the input's own score
     checkpoint = torch.load(tmp_path / "run" / "resume.pt", weights_only=False)
     assert any("fine-tuned from" in note for note in checkpoint["metadata"]["notes"])
+
+
+def test_camera_overrides_are_checked_resumable_and_noted(images, tmp_path):
+    from training.degradations import camera_ranges
+
+    assert camera_ranges({"noise_weights": [0.5, 0.3, 0.2]}).noise_weights == (0.5, 0.3, 0.2)
+    with pytest.raises(ValueError, match="unknown camera_overrides"):
+        camera_ranges({"fog": 1})
+    with pytest.raises(ValueError, match="sum to 1"):
+        camera_ranges({"noise_weights": [0.5, 0.5, 0.5]})
+    config = tiny_config(stages=(Stage("camera", 6, 0.0),), pipeline="camera", val_every_steps=100)
+    train(config, tmp_path / "run", images_dir=images, device="cpu", max_steps=3, quiet=True)
+    changed = dataclasses.replace(config, camera_overrides={"paper_probability": 0.5})
+    state = train(changed, tmp_path / "run", images_dir=images, device="cpu", resume=True, quiet=True)
+    assert state.step == 6
+    notes = torch.load(tmp_path / "run" / "resume.pt", weights_only=False)["metadata"]["notes"]
+    assert 'from step 3: camera_overrides = {"paper_probability": 0.5}' in notes

@@ -27,7 +27,7 @@ numpy + OpenCV only; this module must never import torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -83,6 +83,20 @@ class CameraRanges:
 
 
 CAMERA_RANGES = CameraRanges()
+
+
+def camera_ranges(overrides: dict[str, object] | None = None) -> CameraRanges:
+    """``CAMERA_RANGES`` with some fields replaced (a training config's ``camera_overrides``; lists → tuples)."""
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - set(CameraRanges.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown camera_overrides {sorted(unknown)}; "
+                         f"known: {', '.join(CameraRanges.__dataclass_fields__)}")
+    values = {key: tuple(value) if isinstance(value, list) else value for key, value in overrides.items()}
+    ranges = replace(CAMERA_RANGES, **values)
+    if not np.isclose(sum(ranges.psf_weights), 1.0) or not np.isclose(sum(ranges.noise_weights), 1.0):
+        raise ValueError("camera_overrides: psf_weights and noise_weights must each sum to 1")
+    return ranges
 
 #: Brooks et al. (2019): read-noise variance as a function of shot-noise variance.
 READ_NOISE_SLOPE, READ_NOISE_INTERCEPT, READ_NOISE_SPREAD = 2.18, 1.20, 0.26

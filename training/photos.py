@@ -40,7 +40,7 @@ from training.augment import DT_SIGMA_S_DIVISOR, propagate
 from training.cache import AUGMENT_METHODS, SynthSettings, find_images, load_sharp_rgb, split_by_image
 from runtime.estimate import estimate_blur_map
 from training.dataset import to_network_inputs, to_target
-from training.degradations import CAMERA_MARGIN_PX, CAMERA_RANGES, CameraPlan, add_srgb_noise, degrade, draw_camera, jpeg
+from training.degradations import CAMERA_MARGIN_PX, CAMERA_RANGES, CameraPlan, CameraRanges, add_srgb_noise, degrade, draw_camera, jpeg
 from training.synthesis import MAP_FAMILIES, draw_map
 
 #: Half-width (px) of the largest disk PSF: how far the blur of a pixel reaches.
@@ -133,13 +133,15 @@ class PhotoSet:
         lazy: decode each photo on first use, in whichever process uses it: a
             DataLoader worker then receives the paths, not hundreds of MB of pixels.
         pipeline: one of ``PIPELINES``.
+        camera_ranges: the camera pipeline's probabilities and ranges.
     """
 
     def __init__(self, images_dir: Path, split: str, settings: SynthSettings, lazy: bool = False,
-                 pipeline: str = "paper") -> None:
+                 pipeline: str = "paper", camera_ranges: CameraRanges = CAMERA_RANGES) -> None:
         if pipeline not in PIPELINES:
             raise ValueError(f"pipeline must be one of {', '.join(PIPELINES)}, got {pipeline!r}")
         self.pipeline = pipeline
+        self.camera_ranges = camera_ranges
         self.paths = split_by_image(find_images(Path(images_dir)), settings.seed)[split]
         if not self.paths:
             raise ValueError(f"no {split} photos in {images_dir}")
@@ -190,8 +192,8 @@ class PhotoSet:
         method = methods[int(rng.integers(len(methods)))] if estimated else None
         # Drawn after the paper's draws, so the paper pipeline's batches are unchanged.
         camera = None
-        if self.pipeline == "camera" and rng.random() >= CAMERA_RANGES.paper_probability:
-            camera = draw_camera(rng, len(self.paths))
+        if self.pipeline == "camera" and rng.random() >= self.camera_ranges.paper_probability:
+            camera = draw_camera(rng, len(self.paths), self.camera_ranges)
         return CropPlan(photo_index, true_map, top, left, size_h, size_w, method, camera)
 
     def render(self, plan: CropPlan) -> Crop:

@@ -46,6 +46,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from training.averaging import WeightAverage
+from training.degradations import camera_ranges
 from training.cache import SynthSettings
 from training.distributed import World, any_rank, current_world, mean_over_ranks, process_group, synchronise_batchnorm
 from training.losses import deblur_loss, psnr_per_image, ssim_per_image
@@ -96,6 +97,7 @@ class TrainConfig:
     val_degradations: tuple[str, ...] = ()  # extra validation sets: the true-map set with noise or JPEG added
     val_runtime_estimate: bool = False  # extra validation set: the true-map set with the runtime's estimated map
     best_metric: str = "val_true_psnr"  # "val_true_psnr", or "mean_psnr": the mean PSNR over every validation set
+    camera_overrides: dict[str, Any] = field(default_factory=dict)  # CameraRanges fields changed for this run
     val_pixel4: bool = False  # also score the Pixel 4 real photos (benchmarks.real, no map), when present; never ranked
 
     @property
@@ -135,6 +137,7 @@ def load_config(path_or_name: str) -> TrainConfig:
     if unknown_sets:
         raise ValueError(f"{path}: unknown val_degradations {sorted(unknown_sets)}; "
                          f"known: {', '.join(VALIDATION_DEGRADATIONS)}")
+    camera_ranges(config.camera_overrides)  # unknown fields or inconsistent weights: an error now, not at step 1
     if config.best_metric not in BEST_METRICS:
         raise ValueError(f"{path}: best_metric must be one of {', '.join(BEST_METRICS)}, got {config.best_metric!r}")
     return config
@@ -193,7 +196,11 @@ def config_record(config: TrainConfig) -> dict[str, Any]:
 
 
 #: Config keys a resumed run may change.
-RESUMABLE_CHANGES = frozenset({"description", "ema_decay", "val_pixel4"})
+RESUMABLE_CHANGES = frozenset({"description", "ema_decay", "val_pixel4", "camera_overrides"})
+
+#: Resumable changes that alter the training data from the step of the resume on: each one is
+#: recorded in the checkpoint's notes, so the weights' provenance says which data made them.
+DATA_CHANGES = frozenset({"camera_overrides"})
 
 
 def schedule_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -369,6 +376,11 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
         state = RunState(**checkpoint["run_state"])
         state.resumes += 1
         notes = list(checkpoint["metadata"].get("notes", []))
+        saved_config, current_config = checkpoint["metadata"]["config"], config_record(config)
+        defaults = config_record(TrainConfig(name="", stages=()))
+        for key in sorted(DATA_CHANGES):
+            if saved_config.get(key, defaults[key]) != current_config[key]:
+                notes.append(f"from step {state.step}: {key} = {json.dumps(current_config[key])}")
         restored = False
         if run.optimizer.exists():
             saved = torch.load(run.optimizer, map_location=str(torch_device), weights_only=False)
@@ -414,7 +426,8 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
     for name in config.val_degradations:
         val_sets[name] = validation_crops(val_photos, config.val_samples, config.seed, estimated=False,
                                           shard=world.shard, degradation=name)
-    train_photos = PhotoSet(images_dir, "train", settings, lazy=True, pipeline=config.pipeline)
+    train_photos = PhotoSet(images_dir, "train", settings, lazy=True, pipeline=config.pipeline,
+                            camera_ranges=camera_ranges(config.camera_overrides))
 
     def metadata() -> dict[str, Any]:
         return {"config": config_record(config), "commit": git_commit(), "images_dir": str(images_dir),
