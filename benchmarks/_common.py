@@ -98,23 +98,26 @@ def display_path(path: Path) -> str:
 def calibrate_hint(precision: str, path: Path) -> str:
     """The note shown when a precision's model file is missing."""
     return (f"{precision}: no model at {display_path(path)} (run `svbr calibrate --precision {precision} "
-            f"--onnx {display_path(BUNDLED_MODEL_PATH)} --out {display_path(path)}`)")
+            f"--model {display_path(BUNDLED_MODEL_PATH)} -o {display_path(path)}`)")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model-fp32/--model-fp16/--model-int8 and --checkpoint, shared by both scripts."""
+    """--model-fp32/--model-fp16/--model-int8 and --weights, shared by both scripts."""
+    from runtime.arguments import add_alias
+
     group = parser.add_argument_group("models")
     group.add_argument("--model-fp32", type=Path, metavar="ONNX",
                        help="FP32 ONNX model (default: the bundled runtime/models/svbrnet.onnx, "
-                            "else exported now from --checkpoint)")
+                            "else exported now from --weights)")
     for precision in ("fp16", "int8"):
         group.add_argument(f"--model-{precision}", type=Path, metavar="ONNX",
                            default=DEFAULT_MODEL_PATHS[precision],
                            help=f"{precision.upper()} ONNX model from `svbr calibrate --precision {precision}` "
                                 f"(default: {DEFAULT_MODEL_PATHS[precision]}; skipped with a note when missing)")
-    group.add_argument("--checkpoint", type=Path, metavar="PT",
-                       help="weights for PyTorch eager and for exporting a missing FP32 model "
+    group.add_argument("--weights", dest="checkpoint", type=Path, metavar="PT",
+                       help="PyTorch weights for PyTorch eager and for exporting a missing FP32 model "
                             "(default: the bundled training/weights/svbrnet_cpu.pt)")
+    add_alias(group, "--checkpoint", "checkpoint", "--weights", type=Path)
 
 
 def default_checkpoint() -> Path | None:

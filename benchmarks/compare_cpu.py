@@ -1,7 +1,7 @@
 """Head-to-head latency of ONNX models on ONNX Runtime CPU, interleaved in one process.
 
     python -m benchmarks.compare_cpu --model fp32=svbrnet.onnx --model uint8io=svbrnet_u8.onnx \\
-        --sizes 1280x720,1920x1080 --runs 5 --threads 1 --out reports/benchmarks/compare_cpu.json
+        --sizes 1280x720,1920x1080 --runs 5 --threads 1 -o reports/benchmarks/compare_cpu.json
 
 ``benchmarks.latency`` times each configuration in its own process, one after
 the other; on a shared machine the load changes between them. Here every
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.arguments import add_output
 from benchmarks.latency import onnxruntime_cpu_graph
 
 
@@ -39,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls per model and size first (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
     parser.add_argument("--tile", type=int, default=0, help="tile px (default 0 = full frame)")
-    parser.add_argument("--out", type=Path, help="write the report as JSON")
+    add_output(parser, dest="out", type=Path, help="write the report as JSON")
     return parser
 
 

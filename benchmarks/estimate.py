@@ -22,7 +22,7 @@ and rounded to 8 bits. Parts:
   Runtime, 1 thread) with the true map and with the estimated map, on 360×340 samples
   (the ``svbr eval`` size), two family maps per photo.
 
-Writes ``estimate.json`` and ``estimate.md`` (and ``calibration.png``) to ``--out``
+Writes ``estimate.json`` and ``estimate.md`` (and ``calibration.png``) to ``-o/--output``
 (default ``reports/estimate``). Single-threaded (OpenCV, ONNX Runtime), so it can run
 beside a training job.
 """
@@ -44,6 +44,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from runtime.arguments import add_output
 from benchmarks._common import cpu_model  # noqa: E402
 from runtime.defocus import blur  # noqa: E402
 from runtime.estimate import estimate_blur_map  # noqa: E402
@@ -432,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     parser.add_argument("--fit-photos", type=int, default=24, help="training photos for --parts fit (default 24)")
     parser.add_argument("--model", type=Path, help="ONNX model for end_to_end (default: the bundled model)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    add_output(parser, dest="out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS) - set(EXTRA_PARTS)

@@ -19,7 +19,7 @@ onto 4-18 px (``large_field``), one family per photo in turn. Parts:
 * ``quality``: PSNR/SSIM of the blurry photo and of ``Deblurrer`` with the true map and with no map,
   ``max_radius_px`` 48 (the pyramid) and 6 (a single pass, radii clipped: the old behaviour).
 
-Writes ``large_blur.json`` and ``large_blur.md`` to ``--out`` (default ``reports/large_blur``); parts
+Writes ``large_blur.json`` and ``large_blur.md`` to ``-o/--output`` (default ``reports/large_blur``); parts
 accumulate across runs. Single-threaded (OpenCV, ONNX Runtime), so it can run beside a training job.
 """
 
@@ -39,6 +39,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from runtime.arguments import add_output
 from benchmarks.estimate import load, map_errors, mean_errors, validation_photos  # noqa: E402
 from runtime.defocus import blur_large  # noqa: E402
 from runtime.estimate import estimate_blur_map  # noqa: E402
@@ -291,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS + EXTRA_PARTS)}")
     parser.add_argument("--fit-photos", type=int, default=16, help="training photos for --parts fit (default 16)")
     parser.add_argument("--model", type=Path, help="ONNX model for quality (default: the bundled model)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    add_output(parser, dest="out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS) - set(EXTRA_PARTS)

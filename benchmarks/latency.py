@@ -2,7 +2,7 @@
 
     python -m benchmarks.latency                                   # every backend here, default sizes
     python -m benchmarks.latency --backends torch,onnxruntime --precisions fp32,int8 \\
-        --sizes 640x480,1280x720,4000x3000@512 --tiles 0 --runs 5 --out reports/benchmarks
+        --sizes 640x480,1280x720,4000x3000@512 --tiles 0 --runs 5 -o reports/benchmarks
 
 What is timed: the whole user-facing call, ``Deblurrer.deblur(image, radius)``
 with a uint8 BGR image and a float32 radius map in and a uint8 BGR image out:
@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.arguments import add_output
 from benchmarks._common import (
     PRECISIONS,
     TORCH_EAGER_CPU,
@@ -282,7 +283,7 @@ def row_model(name: str, precision: str, overrides: dict[tuple[str, str], str], 
         if precision == "int8" or (precision == "fp32" and "half" not in constructor_options(name)):
             return None, f"{name} runs PyTorch checkpoints in fp16/fp32 only; int8 needs an ONNX or TensorRT backend"
         if not has_checkpoint:
-            return None, f"{name} needs the PyTorch checkpoint (--checkpoint; {checkpoint} not found)"
+            return None, f"{name} needs the PyTorch checkpoint (--weights; {checkpoint} not found)"
         return str(checkpoint), None
     if kind == "other":
         return None, f"{name} needs a model file: pass --model {name}:{precision}=PATH"
@@ -747,7 +748,7 @@ def _parser() -> argparse.ArgumentParser:
     add_model_arguments(parser)
     parser.add_argument("--config-timeout", type=float,
                         help="kill a configuration's process after this many s (default: no limit)")
-    parser.add_argument("--out", type=Path, default=Path("reports/benchmarks"),
+    add_output(parser, dest="out", type=Path, default=Path("reports/benchmarks"),
                         help="output folder (default: reports/benchmarks)")
     parser.add_argument("--list", action="store_true", help="print the configurations and skips; measure nothing")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one configuration, JSON

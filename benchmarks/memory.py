@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.arguments import add_alias, add_size
 from benchmarks._common import peak_rss_mb
 
 
@@ -51,14 +52,16 @@ def measure(model: Path | None, height: int, width: int, tile: int | None, batch
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, help="ONNX model (default: the bundled model)")
-    parser.add_argument("--height", type=int, default=4000)
-    parser.add_argument("--width", type=int, default=6000)
+    add_size(parser, default=(6000, 4000), help="image size WxH (default 6000x4000)")
+    add_alias(parser, "--height", "height", "--size WxH", type=int)
+    add_alias(parser, "--width", "width", "--size WxH", type=int)
     parser.add_argument("--tile", type=int, default=512, help="0 = full frame")
     parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--backend", default="auto", help="inference backend (default auto)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    report = measure(args.model, args.height, args.width, args.tile or None, args.batch_size, args.backend)
+    width, height = getattr(args, "width", args.size[0]), getattr(args, "height", args.size[1])
+    report = measure(args.model, height, width, args.tile or None, args.batch_size, args.backend)
     if args.json:
         print(json.dumps(report))
     else:

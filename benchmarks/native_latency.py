@@ -32,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from runtime.arguments import add_output
 from benchmarks._common import machine_info, parse_resolution
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per size after one warm-up (default 3)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="ONNX Runtime intra-op threads")
     parser.add_argument("--no-process", action="store_true", help="skip the cold-process comparison")
-    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
+    add_output(parser, dest="out", type=Path, default=ROOT / "reports" / "benchmarks", help="output folder (default reports/benchmarks)")
     args = parser.parse_args(argv)
     if not args.binary.is_file():
         print(f"native_latency: {args.binary} not found: build it first (README, section C++)", file=sys.stderr)

@@ -1,7 +1,7 @@
 """Accuracy next to CPU latency for every precision graph: `svbr validate` joined with `benchmarks.compare_cpu`.
 
     python -m benchmarks.precision_table --validate reports/model/parity.json \\
-        --latency reports/benchmarks/compare_cpu.json --out reports/benchmarks/precision_table.md
+        --latency reports/benchmarks/compare_cpu.json -o reports/benchmarks/precision_table.md
 
 Both inputs are JSON reports of their commands; models are matched by path.
 Accuracy is `svbr validate`'s (mean SSIM against PyTorch FP32, and PSNR/SSIM
@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from runtime.arguments import add_output, add_size
 
 
 def _key(path: str) -> str:
@@ -58,12 +60,12 @@ def markdown(rows: list[dict], size: str, validate: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.precision_table", description=__doc__.split("\n\n")[0])
     parser.add_argument("--validate", type=Path, required=True, help="`svbr validate --json` report")
-    parser.add_argument("--latency", type=Path, required=True, help="`benchmarks.compare_cpu --out` report")
-    parser.add_argument("--size", default=None, help="WxH of the latency column (default: the report's first)")
-    parser.add_argument("--out", type=Path, help="write the markdown table here")
+    parser.add_argument("--latency", type=Path, required=True, help="`benchmarks.compare_cpu -o` report")
+    add_size(parser, help="WxH of the latency column (default: the report's first)")
+    add_output(parser, dest="out", type=Path, help="write the markdown table here")
     args = parser.parse_args(argv)
     validate, latency = (json.loads(path.read_text()) for path in (args.validate, args.latency))
-    size = args.size or next(r["size"] for r in latency["results"] if r["model"] in latency["models"])
+    size = f"{args.size[0]}x{args.size[1]}" if args.size else next(r["size"] for r in latency["results"] if r["model"] in latency["models"])
     table = markdown(join(validate, latency, size), size, validate)
     print(table, end="")
     if args.out:

@@ -10,7 +10,7 @@ ramp 0 → 40 px (a photo whose blur grows across it: level-0 tiles without any 
 the network), and the pyramid's worst case, a sawtooth 0 → 40 px repeating every 256 px (every
 level-0 tile runs, plus every coarser level). Peak RSS is the process's ``VmHWM`` (it starts afresh at exec),
 so it covers imports, model, inputs and inference. Content does not change time or memory. Writes
-``pyramid.json`` and ``pyramid.md`` to ``--out`` (default ``reports/large_blur``).
+``pyramid.json`` and ``pyramid.md`` to ``-o/--output`` (default ``reports/large_blur``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.arguments import add_output
 from benchmarks._common import cpu_model, parse_list, parse_resolution, peak_rss_mb
 
 DEFAULT_SIZES = "1152x864,4000x3000,6000x4000"  # 1.0, 12 and 24 MP
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="ONNX model (default: the bundled model)")
     parser.add_argument("--tile", type=int, default=512, help="tile edge in px (default 512)")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default 1)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    add_output(parser, dest="out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--worker", nargs=4, metavar=("W", "H", "MAX_RADIUS", "MAP"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     model = None if args.model is None else str(args.model)

@@ -1,7 +1,7 @@
 """Accuracy next to speed: PSNR/SSIM of every precision and of the classical baseline, joined with latency.
 
-    python -m benchmarks.latency --out reports/benchmarks ...          # first: latency.json
-    python -m benchmarks.quality --cache cache/sharp-train-360x340 --limit 20 --out reports/benchmarks
+    python -m benchmarks.latency -o reports/benchmarks ...          # first: latency.json
+    python -m benchmarks.quality --cache cache/sharp-train-360x340 --limit 20 -o reports/benchmarks
 
 Accuracy: the validation split of a `svbr synth` cache (``--limit`` samples
 spread over it), each scored with its true blur map and with its augmented
@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.arguments import add_output
 from benchmarks._common import (
     TORCH_EAGER_CPU,
     TorchEagerBackend,
@@ -93,7 +94,7 @@ def build_methods(args: argparse.Namespace,
         methods["SVBR-Net, PyTorch eager"] = network_method(eager)
         rows.append(Row("SVBR-Net, PyTorch eager", "fp32", TORCH_EAGER_CPU, str(checkpoint)))
     else:
-        notes.append(f"PyTorch eager row skipped: checkpoint {checkpoint} not found (--checkpoint)")
+        notes.append(f"PyTorch eager row skipped: checkpoint {checkpoint} not found (--weights)")
 
     precisions = parse_list(args.precisions)
     models = resolve_models(args.model_fp32, args.model_fp16, args.model_int8, checkpoint, args.out, precisions)
@@ -240,7 +241,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="the resolution whose latency the table shows (default: 1280x720)")
     group.add_argument("--latency-tile", type=parse_tile, default=None, metavar="PX",
                        help="the tile setting whose latency the table shows (default 0 = full frame)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    add_output(parser, dest="out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 

@@ -84,6 +84,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from runtime.arguments import add_output
 from runtime.constants import MAX_RADIUS_PX, RADIUS_LEVELS_PX
 from runtime.defocus import disk_kernel
 from runtime.metrics import psnr, ssim
@@ -661,7 +662,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, metavar="N", help="first N scenes only")
     parser.add_argument("--data", type=Path, metavar="DIR",
                         help=f"extracted data (default: ${DATA_ENV}, else {DEFAULT_DATA_DIR})")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR",
+    add_output(parser, aliases=("--out",), type=Path, default=DEFAULT_OUTPUT, metavar="DIR",
                         help=f"report folder (default {DEFAULT_OUTPUT})")
     parser.add_argument("--extract-from", type=Path, metavar="PATH",
                         help=f"copy the needed PNGs of {REPO_FOLDER}/ from a git dir or checkout into the data "

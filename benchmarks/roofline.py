@@ -1,6 +1,6 @@
 """A roofline projection of SVBR-Net's network time on Jetson GPUs: arithmetic, not a measurement.
 
-    python -m benchmarks.roofline --sizes 1280x720,1920x1080 --out reports/benchmarks
+    python -m benchmarks.roofline --sizes 1280x720,1920x1080 -o reports/benchmarks
 
 Per convolution (Conv, ConvTranspose) of the exported graph at a frame size,
 from ONNX shape inference:
@@ -29,6 +29,7 @@ import numpy as np
 import onnx
 
 from benchmarks._common import parse_resolution
+from runtime.arguments import add_output
 from calibration.graph import LayerCost, conv_costs
 from runtime.deblurrer import BUNDLED_MODEL_PATH
 
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=BUNDLED_MODEL_PATH, help="float ONNX model (default: bundled)")
     parser.add_argument("--sizes", default="1280x720,1920x1080",
                         type=lambda s: [parse_resolution(p) for p in s.split(",")], help="WIDTHxHEIGHT,... (multiples of 4)")
-    parser.add_argument("--out", type=Path, help="folder for roofline.json and roofline.md")
+    add_output(parser, dest="out", type=Path, help="folder for roofline.json and roofline.md")
     args = parser.parse_args(argv)
     result = report(args.model, args.sizes)
     table = markdown(result)

@@ -2,7 +2,7 @@
 
     python -m benchmarks.stream                                   # every available backend, 160x120, 24 frames
     python -m benchmarks.stream --backends onnxruntime-cpu --size 320x240 --frames 24 --tile 0 --threads 1 \\
-        --repeats 2 --out reports/stream
+        --repeats 2 -o reports/stream
 
 One run writes a lossless test video (frames from ``testsrc://``), then for each
 backend, on the same ``Deblurrer`` (loaded and warmed up once):
@@ -34,6 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from runtime.arguments import add_output
 from benchmarks._common import parse_resolution
 from runtime.backends import available_backends
 from runtime.deblurrer import Deblurrer
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="ONNX model (default: the bundled model)")
     parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: ORT's choice)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each mode, alternating (default 2)")
-    parser.add_argument("--out", type=Path, default=Path("reports/stream"), help="output folder")
+    add_output(parser, dest="out", type=Path, default=Path("reports/stream"), help="output folder")
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",")] if args.backends else available_backends()
     rows = []

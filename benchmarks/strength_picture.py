@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from runtime.arguments import add_output, add_size
 from runtime.defocus import blur
 from runtime.deblurrer import Deblurrer
 from runtime.demo import _label, make_blur_map, make_scene
@@ -29,10 +30,10 @@ DEFAULT_OUT = Path("reports/model/strength.png")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.strength_picture", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, help="ONNX model (default: the bundled model)")
-    parser.add_argument("--size", default="360x480", help="scene H x W (default 360x480, the demo's)")
-    parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT, help=f"PNG to write (default {DEFAULT_OUT})")
+    add_size(parser, minimum=32, default=(480, 360), help="scene size, width x height (default 480x360, the demo's)")
+    add_output(parser, dest="out", type=Path, default=DEFAULT_OUT, help=f"PNG to write (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
-    height, width = (int(v) for v in args.size.lower().split("x"))
+    width, height = args.size
     truth = make_scene(height, width, 0)
     radius = make_blur_map(height, width, 5.0)
     blurry = blur(truth, radius)

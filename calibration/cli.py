@@ -4,11 +4,11 @@ TensorRT 11 builds strongly typed networks only and TensorRT 10 builds the same
 graphs (SPEC §6), so the precision lives in the ONNX model this writes; the
 engine builder and every other runtime then simply follow the graph's types.
 
-    svbr calibrate --precision fp16 --onnx svbrnet.onnx --out svbrnet_fp16.onnx
-    svbr calibrate --precision int8 --onnx svbrnet.onnx --out svbrnet_int8.onnx \\
+    svbr calibrate --precision fp16 --model svbrnet.onnx -o svbrnet_fp16.onnx
+    svbr calibrate --precision int8 --model svbrnet.onnx -o svbrnet_int8.onnx \\
         --images datasets/sharp-train                  # 16 windows of a 256-px tile
     svbr calibrate --precision int8 --target cpu ...   # integer kernels on ONNX Runtime's CPU provider
-    svbr calibrate --precision int8 --onnx svbrnet.onnx --images ... --sensitivity --json sensitivity.json
+    svbr calibrate --precision int8 --model svbrnet.onnx --images ... --sensitivity --json sensitivity.json
     svbr calibrate --precision int8 ... --keep-fp16 auto --target-ssim 0.99   # mixed INT8/FP16
 
 ``--sensitivity`` measures, for every convolution, the SSIM lost when it alone is
@@ -40,6 +40,7 @@ from typing import Sequence
 
 import onnx
 
+from runtime.arguments import add_model, add_output
 from calibration.dataset import DEFAULT_CACHE_DIR, DEFAULT_TILE_PX, SetSettings, build_set
 from calibration.fp16 import convert_to_fp16
 from calibration.graph import QDQSummary, check_precision_graph, file_sha256, metadata_of, set_metadata
@@ -334,8 +335,8 @@ def _parser() -> argparse.ArgumentParser:
         "SVBR-Net ONNX model, with float32 inputs and output; TensorRT builds it as a strongly typed network.",
     )
     parser.add_argument("--precision", choices=TARGET_PRECISIONS, required=True)
-    parser.add_argument("--onnx", type=Path, required=True, help="FP32 model from `svbr export`")
-    parser.add_argument("--out", type=Path, default=None,
+    add_model(parser, dest="onnx", aliases=("--onnx",), required=True, help="FP32 model from `svbr export`")
+    add_output(parser, dest="out", type=Path, default=None,
                         help="the .onnx file to write (required, except for an analysis-only --sensitivity run)")
     group = parser.add_argument_group("INT8 calibration set (validation-split images only)")
     group.add_argument("--images", type=Path, default=os.environ.get("SVBR_SHARP_IMAGES"),
@@ -365,7 +366,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="measure the SSIM lost when each convolution alone is quantized; print the table "
                        "(most sensitive first) and store the ranking (beside the model, <stem>_int8_ranking.json, "
                        "and in the cache) for later runs, which otherwise reuse a stored ranking of the same "
-                       "weights; without --out no model is written")
+                       "weights; without -o/--output no model is written")
     group.add_argument("--keep-fp16", default=None, metavar="auto|none|N|NAMES",
                        help="keep layers out of INT8, computing in float16: auto (the fewest most sensitive "
                        "reaching --target-ssim; the default for --target tensorrt), none (every layer INT8), "
@@ -392,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     calibration = None
     if args.out is None and not args.sensitivity:
-        parser.error("--out is required (only --sensitivity runs without it)")
+        parser.error("-o/--output is required (only --sensitivity runs without it)")
     try:
         if args.precision == "int8":
             if args.images is None:

@@ -1,6 +1,6 @@
 """``svbr validate``: accuracy of ONNX models (FP32, FP16, INT8) against PyTorch FP32 and the ground truth.
 
-    svbr validate --models svbrnet.onnx,svbrnet_fp16.onnx,svbrnet_int8.onnx \\
+    svbr validate --model svbrnet.onnx,svbrnet_fp16.onnx,svbrnet_int8.onnx \\
         --images datasets/sharp-train --json parity.json
 
 On synthetic validation samples (:mod:`calibration.dataset`: whole
@@ -39,6 +39,7 @@ import numpy as np
 
 from calibration.dataset import DEFAULT_CACHE_DIR, SetSettings, WindowSample, build_set, iterate_set
 from calibration.graph import file_sha256
+from runtime.arguments import add_alias, add_model, add_size
 from runtime.backends import Backend, create_backend
 from runtime.metrics import psnr, ssim
 
@@ -274,7 +275,7 @@ def validate(
             raise FileNotFoundError(f"model not found: {path}")
         problem = provenance_problem(path, checkpoint_sha256)
         if problem:
-            raise ValueError(problem + "; pass the matching --checkpoint")
+            raise ValueError(problem + "; pass the matching --reference")
     feeds = []
     for sample in samples:
         image, blur_map = sample.network_inputs()
@@ -389,17 +390,19 @@ def _parser() -> argparse.ArgumentParser:
         description="Score ONNX models (any precision) against the PyTorch FP32 network and the ground truth "
         "on synthetic validation samples; pass/fail per precision.",
     )
-    parser.add_argument("--models", required=True, help="comma-separated ONNX models (engines with --backend tensorrt)")
+    add_model(parser, dest="models", aliases=("--models",), type=str, required=True, metavar="MODEL[,MODEL...]",
+              help="ONNX models, comma-separated (engines with --backend tensorrt)")
     parser.add_argument("--backend", default="onnxruntime",
                         help="onnxruntime (CPU, default), tensorrt, or a registry name such as onnxruntime-cuda")
     parser.add_argument("--json", type=Path, help="write the full report here")
-    parser.add_argument("--checkpoint", type=Path, default=PRETRAINED_PATH,
+    parser.add_argument("--reference", dest="checkpoint", type=Path, default=PRETRAINED_PATH, metavar="PT",
                         help=f"PyTorch checkpoint the models were exported from (default: the bundled {PRETRAINED_PATH.name})")
     parser.add_argument("--images", type=Path, default=os.environ.get("SVBR_SHARP_IMAGES"),
                         help="folder of sharp images, the one `svbr synth` was given (default: $SVBR_SHARP_IMAGES)")
+    add_alias(parser, "--checkpoint", "checkpoint", "--reference", type=Path)
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help=f"validation samples (default {DEFAULT_SAMPLES})")
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE_PX,
-                        help=f"sample edge in px, a multiple of 4 (default {DEFAULT_SIZE_PX})")
+    add_size(parser, default=(DEFAULT_SIZE_PX, DEFAULT_SIZE_PX),
+             help=f"square sample size WxH (or N), a multiple of 4 (default {DEFAULT_SIZE_PX}x{DEFAULT_SIZE_PX})")
     parser.add_argument("--split-seed", type=int, default=0,
                         help="seed of the train/validation split: the `svbr synth --seed` of the training cache (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
@@ -417,7 +420,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     models = [Path(entry) for entry in args.models.split(",") if entry]
     if not models:
-        parser.error("--models needs at least one model")
+        parser.error("--model needs at least one model")
+    if args.size[0] != args.size[1]:
+        parser.error(f"--size must be square here, got {args.size[0]}x{args.size[1]}")
+    args.size = args.size[0]
     if args.images is None:
         parser.error("--images DIR is required (the sharp images; or set $SVBR_SHARP_IMAGES)")
     if args.samples < 1:

@@ -34,6 +34,7 @@ import onnx
 import torch
 from torch import nn
 
+from runtime.arguments import add_model, add_output
 from export.io_wrap import IO_KINDS, checked_float_core, io_kind, set_metadata, wrap_uint8_io
 from runtime.backends import create_backend
 from runtime.backends.compare import Comparison, compare_runners
@@ -347,13 +348,13 @@ def _parser() -> argparse.ArgumentParser:
         "svbr.* metadata), then check ONNX Runtime against PyTorch.",
     )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--checkpoint", type=Path, help="checkpoint .pt (default: the bundled weights)")
+    add_model(source, dest="checkpoint", aliases=("--checkpoint",), help="checkpoint .pt (default: the bundled weights)")
     source.add_argument(
         "--random-init", type=int, metavar="SEED",
         help="export a randomly initialised network instead (tests and benchmarks only: its output is meaningless)",
     )
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--out", type=Path, help="the .onnx file to write")
+    add_output(target, dest="out", type=Path, help="the .onnx file to write")
     target.add_argument(
         "--bundled", action="store_true",
         help="write the runtime's bundled model (runtime/models/svbrnet.onnx); use after the weights change",

@@ -19,6 +19,7 @@ _EXPORTS = {
     "Deblurrer": "runtime.deblurrer",
     "BUNDLED_MODEL_PATH": "runtime.deblurrer",
     "Backend": "runtime.backends",
+    "BackendOptions": "runtime.backends.options",
     "create_backend": "runtime.backends",
     "available_backends": "runtime.backends",
     "estimate_blur_map": "runtime.estimate",

@@ -3,11 +3,11 @@
     svbr deblur photos/ --blur-map maps/ -o sharp/ --ray              # a local Ray on this machine
     svbr deblur photos/ -o sharp/ --ray head-node:6379                # a Ray cluster (maps estimated)
 
-The driver lists the images exactly as folder mode does (:func:`runtime.cli.list_images`) and hands
+The driver lists the images exactly as folder mode does (:func:`runtime.io.list_images`) and hands
 Ray Data only their paths (``ray.data.from_items``). ``map_batches`` runs them through a pool of
 actors that each construct one :class:`runtime.Deblurrer` once: one GPU per actor where the cluster
 has GPUs, CPU actors otherwise. Each actor reads the image, pairs its blur map by stem
-(:func:`runtime.cli.find_map`) or estimates it, deblurs and writes the output itself with folder
+(:func:`runtime.io.find_map`) or estimates it, deblurs and writes the output itself with folder
 mode's own functions, so outputs are byte-identical to ``svbr deblur INPUT_DIR -o OUTPUT_DIR`` and
 no image crosses the object store; only a small record per file comes back.
 
@@ -34,7 +34,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runtime.cli import CliError, _deblur_file, find_map, list_images, write_image
+from runtime import io as media
+from runtime.cli import CliError, deblur_file
+from runtime.io import MediaError, find_map, write_image
 
 #: The summary's file name in OUTPUT_DIR.
 SUMMARY_NAME = "ray-summary.json"
@@ -87,12 +89,12 @@ class DeblurActor:
         partial = output_path.with_name(f".{output_path.stem}.partial-{os.getpid()}{output_path.suffix}")
         try:
             map_path = find_map(image_path, self.map_folder) if self.map_folder is not None else None
-            sharp = _deblur_file(self.deblurrer, image_path, map_path, self.map_scale, show_tiles=False)
+            sharp = deblur_file(self.deblurrer, image_path, map_path, self.map_scale, show_tiles=False)
             write_image(partial, sharp)
             os.replace(partial, output_path)
         except Exception as error:  # noqa: BLE001 - one bad file must not end the job
             partial.unlink(missing_ok=True)
-            message = str(error) if isinstance(error, CliError) else f"{type(error).__name__}: {error}"
+            message = str(error) if isinstance(error, (CliError, MediaError)) else f"{type(error).__name__}: {error}"
             return _record(image_path, output_path, "failed", message)
         return _record(image_path, output_path, "ok")
 
@@ -181,7 +183,10 @@ def deblur_archive(
     except ValueError as error:
         raise CliError(str(error)) from error
     input_dir, output_dir = input_dir.resolve(), output_dir.resolve()  # the actors' working folder is not ours
-    jobs = [(image, output_dir / image.name) for image in list_images(input_dir)]
+    images = media.list_images(input_dir)
+    if not images:
+        raise CliError(f"no images ({media.image_suffix_list()}) in {input_dir}")
+    jobs = [(image, output_dir / image.name) for image in images]
     todo = [(image, output) for image, output in jobs if not output.exists()]
     records = [_record(image, output, "skipped") for image, output in jobs if output.exists()]
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -226,7 +231,7 @@ def deblur_archive(
             )
             for row in results.iter_rows():
                 records.append({field: str(row[field]) for field in RECORD_FIELDS})
-        except CliError:
+        except (CliError, MediaError):
             raise
         except Exception as error:  # noqa: BLE001 - Ray's own failures (cluster, actor start), in one line
             # e.g. an actor that cannot build its Deblurrer: Ray's message ends with the actor's own exception

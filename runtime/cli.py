@@ -21,97 +21,41 @@ a bad file is reported in ``sharp/ray-summary.json`` and skipped, and a rerun sk
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
+from runtime import io as media
 from runtime.arguments import add_deblur_options, deblur_option_error
 from runtime.backends import backend_names
 from runtime.deblurrer import Deblurrer
-
-#: Image files the folder mode picks up (what OpenCV reads).
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
-MAP_SUFFIXES = (".npy", ".png")
+from runtime.io import (  # noqa: F401 - IMAGE_SUFFIXES, MAP_SUFFIXES re-exported for older imports
+    IMAGE_SUFFIXES,
+    MAP_SUFFIXES,
+    MediaError,
+    check_writable,
+    find_map,
+    read_blur_map,
+    read_image,
+    write_image,
+)
 
 
 class CliError(Exception):
-    """A problem with the user's files or options: reported in one line, exit code 2."""
+    """A problem with the user's files or options: reported in one line, exit code 2.
 
-
-def read_image(path: Path) -> np.ndarray:
-    """An image file as uint8 H×W×3 BGR (grey images are expanded, 16-bit ones reduced to 8 bits)."""
-    if not path.is_file():
-        raise CliError(f"input image not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise CliError(f"cannot read {path} as an image")
-    return image
-
-
-def read_blur_map(path: Path, map_scale: float | None) -> np.ndarray:
-    """A blur map file as float32 H×W radii in px.
-
-    Args:
-        path: ``.npy`` (radii in px) or ``.png`` (8/16-bit single channel).
-        map_scale: px per PNG unit (radius = value × map_scale); required for PNG maps.
+    File problems found by :mod:`runtime.io` arrive as :class:`~runtime.io.MediaError` and are reported the same way.
     """
-    if not path.is_file():
-        raise CliError(f"blur map not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        try:
-            radius = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as error:
-            raise CliError(f"cannot read {path} as a .npy array: {error}") from error
-        if radius.ndim != 2:
-            raise CliError(f"blur map {path} must be a 2-D array of radii (H×W), got shape {radius.shape}")
-        if not (np.issubdtype(radius.dtype, np.floating) or np.issubdtype(radius.dtype, np.integer)):
-            raise CliError(f"blur map {path} must hold real numbers, got dtype {radius.dtype}")
-        return radius.astype(np.float32)
-    if suffix == ".png":
-        if map_scale is None:
-            raise CliError(f"blur map {path} is a PNG: give --map-scale (px of radius per PNG unit)")
-        values = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if values is None:
-            raise CliError(f"cannot read {path} as a PNG")
-        if values.ndim != 2 or values.dtype not in (np.uint8, np.uint16):
-            raise CliError(
-                f"blur map {path} must be an 8- or 16-bit single-channel PNG, "
-                f"got {values.dtype} with shape {values.shape}"
-            )
-        return values.astype(np.float32) * np.float32(map_scale)
-    raise CliError(f"blur map {path} must be a .npy or .png file")
-
-
-def write_image(path: Path, image: np.ndarray) -> None:
-    """Write an image, creating the folder; the suffix picks the format."""
-    _check_writable(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), image):
-        raise CliError(f"failed to write {path}")
-
-
-def find_map(image_path: Path, map_folder: Path) -> Path:
-    """The blur map in ``map_folder`` with the image's name stem (``.npy`` or ``.png``)."""
-    candidates = [map_folder / (image_path.stem + suffix) for suffix in MAP_SUFFIXES]
-    found = [c for c in candidates if c.is_file() and c.resolve() != image_path.resolve()]
-    if not found:
-        raise CliError(f"no blur map for {image_path.name}: expected {' or '.join(c.name for c in candidates)} in {map_folder}")
-    if len(found) > 1:
-        raise CliError(f"ambiguous blur map for {image_path.name}: both {found[0].name} and {found[1].name} in {map_folder}")
-    return found[0]
 
 
 def list_images(folder: Path) -> list[Path]:
     """The image files in ``folder`` (by suffix, not recursive), sorted; folder mode deblurs exactly these."""
-    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    images = media.list_images(folder)
     if not images:
-        raise CliError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+        raise CliError(f"no images ({media.image_suffix_list()}) in {folder}")
     return images
 
 
@@ -122,7 +66,7 @@ def plan_jobs(input_path: Path, map_path: Path | None, output: str) -> list[tupl
     ``map_path`` None: no maps (each is estimated from its image), map None in every triple.
     """
     output_path = Path(output)
-    output_is_folder = output_path.is_dir() or output.endswith(("/", os.sep))
+    output_is_folder = media.output_is_folder(output)
     if not input_path.exists():
         raise CliError(f"input not found: {input_path}")
     if input_path.is_dir():
@@ -141,14 +85,8 @@ def plan_jobs(input_path: Path, map_path: Path | None, output: str) -> list[tupl
         raise CliError(f"blur map not found: {map_path}")
     if output_is_folder:
         output_path = output_path / input_path.name
-    _check_writable(output_path)
+    check_writable(output_path)  # before any work: a typo in the suffix should not cost a full deblur
     return [(input_path, map_path, output_path)]
-
-
-def _check_writable(path: Path) -> None:
-    # Before any work: a typo in the suffix should not cost a full deblur.
-    if not cv2.haveImageWriter(str(path)):
-        raise CliError(f"cannot write images with suffix {path.suffix!r}: {path}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -197,8 +135,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _deblur_file(deblurrer: Deblurrer, image_path: Path, map_path: Path | None, map_scale: float | None,
-                 show_tiles: bool) -> np.ndarray:
+def deblur_file(deblurrer: Deblurrer, image_path: Path, map_path: Path | None, map_scale: float | None,
+                show_tiles: bool) -> np.ndarray:
     """Read, check and deblur one image (``map_path`` None: estimate its map); ``show_tiles`` draws a progress bar."""
     image = read_image(image_path)
     radius = read_blur_map(map_path, map_scale) if map_path is not None else None
@@ -272,9 +210,9 @@ def main(argv: list[str] | None = None) -> int:
             # One image: the bar counts its tiles; a folder: the bar counts images.
             single = len(jobs) == 1
             for image_path, map_path, output_path in tqdm(jobs, unit="image", disable=args.quiet or single):
-                sharp = _deblur_file(deblurrer, image_path, map_path, args.map_scale, single and not args.quiet)
+                sharp = deblur_file(deblurrer, image_path, map_path, args.map_scale, single and not args.quiet)
                 write_image(output_path, sharp)
-    except CliError as error:
+    except (CliError, MediaError) as error:
         print(f"svbr deblur: error: {error}", file=sys.stderr)
         return 2
     if not args.quiet:

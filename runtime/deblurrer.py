@@ -16,12 +16,12 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
 from runtime import pyramid
-from runtime.backends import Backend, create_backend
+from runtime.backends import Backend, BackendOptions, create_backend
 from runtime.constants import HALO_PX, MAX_RADIUS_PX, SIZE_MULTIPLE
 from runtime.tiling import OnProgress, plan_tiles, round_up, run_tiled
 from runtime.validation import CHANNEL_ORDERS, validate_image, validate_strength
@@ -138,11 +138,17 @@ class Deblurrer:
             are deblurred on a pyramid level that brings them to ≤ 6 px (``runtime.pyramid``:
             ½ up to 12 px, ¼ up to 24, ⅛ up to 48, the default); radii above this are clipped
             to it with a warning. 6 = a single full-resolution pass (radii above 6 px clipped).
-        backend_options: passed to the backend constructor (e.g. ``threads=2``).
+        options: a :class:`~runtime.backends.BackendOptions` (threads, device_id, workspace_mib,
+            engine_cache, half, channels_last); ``backend_options`` keywords update it
+            (e.g. ``Deblurrer(threads=2)``). Each backend reads the options it uses and ignores
+            the rest, so the same call works whichever backend ``"auto"`` picks
+            (``backend_name`` says which).
+        backend_options: :class:`~runtime.backends.BackendOptions` fields as keywords.
 
     Raises:
         FileNotFoundError: the model file (or the bundled model) is missing.
         ValueError: a setting out of range (named in the message).
+        TypeError: a keyword that is not a backend option.
     """
 
     def __init__(
@@ -155,7 +161,8 @@ class Deblurrer:
         *,
         strength: float = 1.0,
         max_radius_px: float = pyramid.DEFAULT_MAX_RADIUS_PX,
-        **backend_options: object,
+        options: BackendOptions | None = None,
+        **backend_options: Any,
     ) -> None:
         self.strength = validate_strength(strength)
         self.max_radius_px = pyramid.validate_max_radius(max_radius_px)
@@ -165,6 +172,7 @@ class Deblurrer:
             raise ValueError(f"halo must be >= 0 px or None, got {halo}")
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+        backend_settings = BackendOptions.from_kwargs(options, **backend_options)  # TypeError on a typo, early
         if isinstance(backend, Backend):
             self.backend = backend
         else:
@@ -177,11 +185,16 @@ class Deblurrer:
                         "or pass model=PATH to an exported ONNX model"
                     )
                 raise FileNotFoundError(f"model not found: {model_path}")
-            self.backend = create_backend(backend, model_path, **backend_options)
+            self.backend = create_backend(backend, model_path, backend_settings)
         self.tile = tile
         self.halo = HALO_PX if halo is None else halo
         self.batch_size = batch_size or self.backend.preferred_batch_size
         self._check_model_contract()
+
+    @property
+    def backend_name(self) -> str:
+        """The registry name of the backend that runs (what ``"auto"`` chose), e.g. ``"onnxruntime-cpu"``."""
+        return self.backend.name
 
     def _check_model_contract(self) -> None:
         """Refuse a model exported for a different normalisation or size contract."""
@@ -202,6 +215,20 @@ class Deblurrer:
         """Tiles of every level in ``levels`` (level 0 is always run, so always counted)."""
         sizes = [pyramid.level_size(height, width, level) for level in levels if level > 0] + [(height, width)]
         return [len(plan_tiles(h, w, self.tile, self.halo, SIZE_MULTIPLE)) for h, w in sizes]
+
+    @overload
+    def deblur(self, image: np.ndarray, blur_map: np.ndarray | None = None, *, channel_order: str = "bgr",
+               on_progress: OnProgress | None = None, return_map: Literal[False] = False) -> np.ndarray: ...
+
+    @overload
+    def deblur(self, image: np.ndarray, blur_map: np.ndarray | None = None, *, channel_order: str = "bgr",
+               on_progress: OnProgress | None = None,
+               return_map: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
+
+    @overload
+    def deblur(self, image: np.ndarray, blur_map: np.ndarray | None = None, *, channel_order: str = "bgr",
+               on_progress: OnProgress | None = None,
+               return_map: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
 
     def deblur(
         self,

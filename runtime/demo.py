@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.arguments import size_hw
+from runtime.arguments import add_output, add_size
 from runtime.backends import backend_names
 from runtime.constants import MAX_RADIUS_PX
 from runtime.defocus import blur
@@ -94,11 +94,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Self-contained demo: draw a sharp scene, blur it with a known spatially varying "
         "disk blur, deblur it, write a side-by-side PNG and print PSNR/SSIM before and after.",
     )
-    parser.add_argument("-o", "--out", type=Path, default=Path("svbr_demo.png"), help="side-by-side PNG (default svbr_demo.png)")
+    add_output(parser, dest="out", type=Path, default=Path("svbr_demo.png"), help="side-by-side PNG (default svbr_demo.png)")
     parser.add_argument("--model", type=Path, help="ONNX model (default: the bundled model)")
     parser.add_argument("--backend", default="auto", choices=backend_names(), help="inference backend (default auto)")
     parser.add_argument("--tile", type=int, default=512, help="tile edge in px; 0 = full frame (default 512)")
-    parser.add_argument("--size", type=lambda text: size_hw(text, minimum=32), default=(360, 480), metavar="HxW", help="scene size (default 360x480)")
+    add_size(parser, minimum=32, default=(480, 360), help="scene size, width x height (default 480x360)")
     parser.add_argument("--max-radius", type=float, default=5.0, help="blur radius in px at the right edge (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="scene layout seed")
     return parser
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, RuntimeError, ValueError) as error:
         print(f"svbr demo: error: {error}", file=sys.stderr)
         return 2
-    height, width = args.size
+    width, height = args.size
     truth = make_scene(height, width, args.seed)
     radius = make_blur_map(height, width, args.max_radius)
     blurry = blur(truth, radius)

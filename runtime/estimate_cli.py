@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -22,7 +21,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from runtime.cli import IMAGE_SUFFIXES, CliError, read_image, write_image
+from runtime import io as media
+from runtime.cli import CliError
+from runtime.io import MediaError, read_image, write_image
 from runtime.constants import MAX_RADIUS_PX
 from runtime.estimate import estimate_blur_map
 from runtime.pyramid import DEFAULT_MAX_RADIUS_PX, validate_max_radius
@@ -59,7 +60,7 @@ def render_preview(radius_px: np.ndarray, max_radius_px: float = MAX_RADIUS_PX) 
 
 
 def _is_folder(text: str) -> bool:
-    return Path(text).is_dir() or text.endswith(("/", os.sep))
+    return media.output_is_folder(text)
 
 
 def plan_jobs(input_path: Path, output: str, preview: str | None) -> list[tuple[Path, Path, Path | None]]:
@@ -67,9 +68,9 @@ def plan_jobs(input_path: Path, output: str, preview: str | None) -> list[tuple[
     if not input_path.exists():
         raise CliError(f"input not found: {input_path}")
     if input_path.is_dir():
-        images = sorted(p for p in input_path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        images = media.list_images(input_path)
         if not images:
-            raise CliError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {input_path}")
+            raise CliError(f"no images ({media.image_suffix_list()}) in {input_path}")
         if Path(output).exists() and not Path(output).is_dir():
             raise CliError(f"input {input_path} is a folder, so -o must be a folder: {output}")
         if preview is not None and Path(preview).exists() and not Path(preview).is_dir():
@@ -82,8 +83,7 @@ def plan_jobs(input_path: Path, output: str, preview: str | None) -> list[tuple[
     preview_path = None
     if preview is not None:
         preview_path = Path(preview) / f"{input_path.stem}.png" if _is_folder(preview) else Path(preview)
-        if not cv2.haveImageWriter(str(preview_path)):
-            raise CliError(f"cannot write images with suffix {preview_path.suffix!r}: {preview_path}")
+        media.check_writable(preview_path)
     return [(input_path, map_path, preview_path)]
 
 
@@ -125,14 +125,14 @@ def main(argv: list[str] | None = None) -> int:
             for warning in caught:
                 tqdm.write(f"svbr estimate: warning: {image_path.name}: {warning.message}", file=sys.stderr)
             map_path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(map_path, radius)
+            media.write_blur_map(map_path, radius)
             if preview_path is not None:
                 write_image(preview_path, render_preview(radius, max(MAX_RADIUS_PX, math.ceil(float(radius.max())))))
             if not args.quiet:
                 in_focus = float(np.mean(radius == 0))
                 tqdm.write(f"{image_path.name}: radius median {np.median(radius):.2f} px, max {radius.max():.2f} px, "
                            f"{100 * in_focus:.0f} % in focus -> {map_path}")
-    except CliError as error:
+    except (CliError, MediaError) as error:
         print(f"svbr estimate: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -1,6 +1,6 @@
 """``svbr build-engine``: a TensorRT engine from a precision-baked ONNX model, cached.
 
-    svbr build-engine --onnx svbrnet_int8.onnx --out svbrnet_int8.engine --tile 512 --max-batch 4
+    svbr build-engine --model svbrnet_int8.onnx -o svbrnet_int8.engine --tile 512 --max-batch 4
 
 The network is built strongly typed (SPEC §6): TensorRT takes every tensor's
 type from the graph, so the FP16 or INT8 (QDQ) graph of ``svbr calibrate``
@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.arguments import add_device, add_model, add_output, cuda_index
 from runtime.constants import HALO_PX, INPUT_IMAGE_NAME, INPUT_MAP_NAME, SIZE_MULTIPLE
 from runtime.tiling import plan_tiles
 
@@ -478,8 +479,8 @@ def _parser() -> argparse.ArgumentParser:
         "precision is baked in (svbr export / svbr calibrate), with a profile derived from the tile plan, a "
         "persisted timing cache and an engine cache.",
     )
-    parser.add_argument("--onnx", type=Path, required=True, help="the ONNX model (fp32, fp16 or int8)")
-    parser.add_argument("--out", type=Path, help="the engine file to write (required unless --show-profile)")
+    add_model(parser, dest="onnx", aliases=("--onnx",), required=True, help="the ONNX model (fp32, fp16 or int8)")
+    add_output(parser, dest="out", type=Path, help="the engine file to write (required unless --show-profile)")
     parser.add_argument("--tile", type=int, default=DEFAULT_TILE_PX,
                         help=f"Deblurrer tile (px) the engine serves (default {DEFAULT_TILE_PX})")
     parser.add_argument("--halo", type=int, default=HALO_PX, help=f"Deblurrer halo (px, default {HALO_PX})")
@@ -490,7 +491,8 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"builder workspace limit in MiB (default {DEFAULT_WORKSPACE_MIB})")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="engine + timing cache (default $SVBR_ENGINE_CACHE or ~/.cache/svbr/engines)")
-    parser.add_argument("--device", type=int, default=0, help="CUDA device index (default 0)")
+    add_device(parser, default="cuda:0", choices=("cuda",),
+               help="CUDA device to build for: cuda, cuda:N or N (default cuda:0)")
     parser.add_argument("--rebuild", action="store_true", help="build even if the engine cache has this engine")
     parser.add_argument("--show-profile", action="store_true",
                         help="print the optimisation profile and exit (needs no TensorRT)")
@@ -512,13 +514,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_canonical_profile(profile), indent=1))
         return 0
     if args.out is None:
-        parser.error("--out is required")
+        parser.error("-o/--output is required")
     if not args.onnx.is_file():
         print(f"svbr build-engine: error: ONNX model not found: {args.onnx}", file=sys.stderr)
         return 2
     try:
         result = build_engine(args.onnx, args.out, profile=profile, cache_dir=args.cache_dir,
-                              workspace_mib=args.workspace_mib, device_id=args.device, rebuild=args.rebuild)
+                              workspace_mib=args.workspace_mib, device_id=cuda_index(args.device), rebuild=args.rebuild)
     except TensorRTUnavailable as error:
         print(f"svbr build-engine: {error}", file=sys.stderr)
         return 2

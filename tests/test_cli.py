@@ -186,7 +186,7 @@ def test_file_problems_give_one_line_errors(tmp_path, capsys, random_onnx_model,
 
 def test_demo_runs_and_reports_scores(tmp_path, capsys, random_onnx_model):
     out = tmp_path / "demo.png"
-    assert demo.main(["--model", str(random_onnx_model), "-o", str(out), "--size", "48x64"]) == 0
+    assert demo.main(["--model", str(random_onnx_model), "-o", str(out), "--size", "64x48"]) == 0
     printed = capsys.readouterr().out
     picture = cv2.imread(str(out))
     assert picture.shape == (48, 4 * 64, 3)

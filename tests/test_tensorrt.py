@@ -128,7 +128,7 @@ def _svbr(*args: str) -> subprocess.CompletedProcess:
 
 @without_tensorrt
 def test_build_engine_without_tensorrt_says_how_to_install(random_onnx_model, tmp_path):
-    result = _svbr("build-engine", "--onnx", str(random_onnx_model), "--out", str(tmp_path / "m.engine"))
+    result = _svbr("build-engine", "--model", str(random_onnx_model), "-o", str(tmp_path / "m.engine"))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()

@@ -213,8 +213,11 @@ def test_a_weight_average_can_start_in_a_running_schedule(images, tmp_path):
 
 
 def test_the_real_config_fine_tunes_the_shipped_weights_on_camera_data():
+    from training.train import REPOSITORY_ROOT
+
     real = load_config("real")
-    assert real.pipeline == "camera" and real.init_weights == "training/weights/svbrnet_cpu.pt"
+    assert real.pipeline == "camera" and real.init_weights == "training/weights/svbrnet_cpu_step5500.pt"
+    assert (REPOSITORY_ROOT / real.init_weights).is_file()
     assert real.best_metric == "mean_psnr" and real.val_runtime_estimate
     assert set(real.val_degradations) == {"noise2", "noise5", "jpeg80"}
     assert load_config("paper").pipeline == "paper" and load_config("cpu").pipeline == "paper"

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import torch
 
+from runtime.arguments import add_output
 from runtime.defocus import blur
 from runtime.estimate import REGRESSOR_PATH, edge_features, luminance, measure_sigma, multiscale_edges
 from training.cache import find_images, load_sharp_rgb, split_by_image
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=Path, default=Path("../shared/datasets/sharp-train"))
     parser.add_argument("--photos", type=int, default=60, help="training photos (default 60)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=REGRESSOR_PATH)
+    add_output(parser, dest="out", type=Path, default=REGRESSOR_PATH, help="weights file (default: the bundled regressor)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)

@@ -31,11 +31,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from runtime.arguments import size_hw
+from runtime.arguments import add_output, add_size
+from runtime.io import IMAGE_SUFFIXES, image_suffix_list, list_images  # noqa: F401 - IMAGE_SUFFIXES re-exported
 from training.augment import propagate
 from training.synthesis import MAP_FAMILIES, MAPS_PER_IMAGE, blur, sample_blur_maps
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VALIDATION_FRACTION = 0.2
 AUGMENT_METHODS = ("matting", "domain_transform")
 
@@ -64,9 +64,9 @@ def find_images(folder: Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
-    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    images = list_images(folder, recursive=True)
     if not images:
-        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {folder}")
+        raise ValueError(f"no images ({image_suffix_list()}) found in {folder}")
     return images
 
 
@@ -180,7 +180,7 @@ def synthesize(images_dir: Path, out_dir: Path, settings: SynthSettings, workers
         previous = json.loads(manifest_path.read_text())
         if previous["settings"] != manifest["settings"] or previous["split"] != manifest["split"]:
             raise ValueError(f"{out_dir} holds a cache made with other settings or images; "
-                             "use another --out or delete it")
+                             "use another -o/--output or delete it")
     for name in split:
         (out_dir / name).mkdir(parents=True, exist_ok=True)
     manifest_path.write_text(json.dumps(manifest, indent=1))
@@ -230,8 +230,8 @@ def read_sample(path: Path) -> Sample:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="svbr synth", description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=Path, required=True, help="folder of sharp images")
-    parser.add_argument("--out", type=Path, required=True, help="cache directory to create or complete")
-    parser.add_argument("--size", type=size_hw, default=(360, 340), help="sample size HxW (default 360x340)")
+    add_output(parser, dest="out", type=Path, required=True, help="cache directory to create or complete")
+    add_size(parser, default=(340, 360), help="sample size, width x height (default 340x360)")
     parser.add_argument("--maps-per-image", type=int, default=MAPS_PER_IMAGE,
                         help=f"blur maps kept per image, spread over the families (default all {MAPS_PER_IMAGE})")
     parser.add_argument("--workers", type=int, default=max(1, multiprocessing.cpu_count()),
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.maps_per_image <= MAPS_PER_IMAGE:
         parser.error(f"--maps-per-image must be 1..{MAPS_PER_IMAGE}")
-    settings = SynthSettings(height=args.size[0], width=args.size[1], seed=args.seed,
+    settings = SynthSettings(height=args.size[1], width=args.size[0], seed=args.seed,
                              maps_per_image=args.maps_per_image)
     try:
         splits = SPLITS if args.split == "both" else (args.split,)

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runtime.arguments import add_output
+
 RUNS_DIR = Path(__file__).resolve().parent / "runs"
 
 
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="svbr curve", description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, default=RUNS_DIR / "cpu",
                         help="run directory holding log.jsonl (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("reports/model"), help="output folder (default: %(default)s)")
+    add_output(parser, dest="out", type=Path, default=Path("reports/model"), help="output folder (default: %(default)s)")
     parser.add_argument("--every", type=int, default=1, help="table: every N-th validation (default 1)")
     args = parser.parse_args(argv)
     try:

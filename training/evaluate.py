@@ -31,7 +31,7 @@ from tqdm import tqdm
 from runtime.estimate import estimate_blur_map
 from runtime.metrics import psnr, ssim
 from training.baselines import choose_regularisation, layered_deconvolution
-from runtime.arguments import size_hw
+from runtime.arguments import add_model, add_output, add_size
 from training.cache import SynthSettings, list_samples, read_sample, synthesize
 from training.dataset import to_network_inputs
 from training.model import PRETRAINED_PATH, SVBRNet, load_model
@@ -209,13 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("cache/eval-val-360x340"),
                         help="`svbr synth` cache of those images; its validation split is made or completed "
                              "if needed (default: %(default)s)")
-    parser.add_argument("--size", type=size_hw, default=(360, 340), help="sample size HxW if the cache is made")
+    add_size(parser, default=(340, 360), help="sample size, width x height, if the cache is made (default 340x360)")
     parser.add_argument("--maps-per-image", type=int, default=1, help="maps per image if the cache is made")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoint", type=Path, default=PRETRAINED_PATH,
+    add_model(parser, dest="checkpoint", aliases=("--checkpoint",), type=Path, default=PRETRAINED_PATH,
                         help="SVBR-Net checkpoint (default: the bundled weights)")
     parser.add_argument("--limit", type=int, help="evaluate at most this many validation samples")
-    parser.add_argument("--out", type=Path, default=Path("reports/model"),
+    add_output(parser, dest="out", type=Path, default=Path("reports/model"),
                         help="folder for eval.md and eval.json (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes if samples must be made")
     parser.add_argument("--degradations", default=",".join(VALIDATION_DEGRADATIONS),
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         # an existing cache keeps its own settings.
         manifest = args.cache / "manifest.json"
         settings = (SynthSettings(**json.loads(manifest.read_text())["settings"]) if manifest.is_file()
-                    else SynthSettings(args.size[0], args.size[1], args.seed, args.maps_per_image))
+                    else SynthSettings(args.size[1], args.size[0], args.seed, args.maps_per_image))
         synthesize(args.images, args.cache, settings, workers=args.workers, splits=("val",))
         model, metadata = load_model(args.checkpoint)
         degradations = tuple(name for name in args.degradations.split(",") if name)

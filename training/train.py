@@ -196,7 +196,7 @@ def config_record(config: TrainConfig) -> dict[str, Any]:
 
 
 #: Config keys a resumed run may change.
-RESUMABLE_CHANGES = frozenset({"description", "ema_decay", "val_pixel4", "camera_overrides"})
+RESUMABLE_CHANGES = frozenset({"description", "ema_decay", "val_pixel4", "camera_overrides", "init_weights"})
 
 #: Resumable changes that alter the training data from the step of the resume on: each one is
 #: recorded in the checkpoint's notes, so the weights' provenance says which data made them.
@@ -208,7 +208,8 @@ def schedule_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str
 
     The description is prose, a key one of the two records lacks (a setting
     added to ``TrainConfig`` after the run began) keeps its default, and the
-    weight average only watches the trained weights, so none of them stops a resume.
+    weight average only watches the trained weights, and ``init_weights`` is read by a fresh run
+    only (a release moves the file it named), so none of them stops a resume.
     """
     return sorted(key for key in set(saved) & set(current)
                   if key not in RESUMABLE_CHANGES and saved[key] != current[key])
@@ -572,13 +573,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="config file, or a shipped config name: cpu (the shipped model) or paper (SPEC §4, GPU)")
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES,
                         help="folder of sharp photos (default: %(default)s)")
-    parser.add_argument("--out", type=Path,
-                        help="run directory (default: training/runs/<config name>, whose small resume "
+    from runtime.arguments import add_device, add_output
+
+    add_output(parser, dest="out", type=Path, metavar="DIR",
+               help="run directory (default: training/runs/<config name>, whose small resume "
                              "state is committed)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt")
     parser.add_argument("--max-steps", type=int,
                         help="stop (checkpointed) after this many steps; 0 with --bundle: only bundle")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_device(parser, choices=("auto", "cpu", "cuda"),
+               help="auto (CUDA when present, the default), cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads for PyTorch (default 1, for a background run beside other work; "
                              "a thread that loses its core stalls every other thread at each operator)")

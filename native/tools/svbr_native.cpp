@@ -17,12 +17,14 @@ constexpr const char* kUsage =
     "usage: svbr-native [deblur] IMAGE --blur-map MAP -o OUTPUT [options]\n"
     "\n"
     "Remove spatially varying defocus blur from IMAGE (PNG/JPEG/BMP...) given its blur map: the defocus disk radius\n"
-    "of every pixel in px. Radii above 6 px are clipped to 6 px.\n"
+    "of every pixel in px. Radii above 6 px are deblurred on coarser pyramid levels up to --max-radius.\n"
     "\n"
     "options:\n"
     "  --blur-map MAP        .npy of radii in px (any real dtype, H×W), or an 8/16-bit PNG with --map-scale\n"
     "  -o, --output OUTPUT   output image (.png, .jpg, .jpeg, .bmp)\n"
     "  --map-scale S         radius in px of one PNG map unit; required for PNG maps\n"
+    "  --strength S          apply S × the correction, in [0, 2] (default 1)\n"
+    "  --max-radius PX       largest radius deblurred, in [6, 192] (default 48; 6 = one full-resolution pass)\n"
     "  --model M             ONNX model or TensorRT engine (default: the bundled model)\n"
     "  --backend B           auto (default), onnxruntime-cpu or tensorrt (those compiled in)\n"
     "  --tile N              tile edge in px, rounded up to a multiple of 4; 0 = one full-frame pass (default 512)\n"
@@ -99,6 +101,7 @@ int main(int argc, char** argv) {
   if (!args.empty() && args[0] == "deblur") args.erase(args.begin());
   std::string input, map_path, output, model, backend = "auto";
   std::optional<double> map_scale;
+  double strength = 1.0, max_radius = svbr::pyramid::kDefaultMaxRadiusPx;
   int tile = 512, repeat = 1;
   std::optional<int> halo, batch_size, threads;
   bool quiet = false, timing = false;
@@ -121,6 +124,8 @@ int main(int argc, char** argv) {
       else if (a == "-o" || a == "--output") output = value();
       else if (a == "--map-scale") map_scale = parse_double(a, value());
       else if (a == "--model") model = value();
+      else if (a == "--strength") strength = parse_double(a, value());
+      else if (a == "--max-radius") max_radius = parse_double(a, value());
       else if (a == "--backend") backend = value();
       else if (a == "--tile") tile = parse_int(a, value());
       else if (a == "--halo") halo = parse_int(a, value());
@@ -148,6 +153,8 @@ int main(int argc, char** argv) {
     options.tile = tile ? std::optional<int>(tile) : std::nullopt;
     options.halo = halo;
     options.batch_size = batch_size;
+    options.strength = strength;
+    options.max_radius_px = max_radius;
     svbr::BackendOptions backend_options;
     backend_options.threads = threads;
     auto timed = std::make_unique<TimedBackend>(svbr::create_backend(backend, model, backend_options));
@@ -211,7 +218,7 @@ int main(int argc, char** argv) {
       std::printf("{\"backend\": \"%s\", \"height\": %d, \"width\": %d, \"tiles\": %zu, \"load_ms\": %.3f, "
                   "\"read_ms\": %.3f, \"write_ms\": %.3f, \"deblur_ms\": [",
                   deblurrer.backend().name().c_str(), image.height, image.width,
-                  deblurrer.count_tiles(image.height, image.width), load_ms, read_ms, write_ms);
+                  deblurrer.count_tiles(svbr::MapView{radius.data(), map_h, map_w}), load_ms, read_ms, write_ms);
       for (std::size_t i = 0; i < deblur_ms.size(); ++i) std::printf("%s%.3f", i ? ", " : "", deblur_ms[i]);
       std::printf("], \"network_ms\": [");
       for (std::size_t i = 0; i < network_ms.size(); ++i) std::printf("%s%.3f", i ? ", " : "", network_ms[i]);

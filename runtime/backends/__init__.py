@@ -9,12 +9,16 @@ line here.
 from __future__ import annotations
 
 import importlib
+import inspect
+import logging
 import os
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.backends.base import Backend
+from runtime.backends.options import BackendOptions
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,20 +73,27 @@ def available_backends() -> list[str]:
     return available
 
 
-def create_backend(name: str, model_path: str | os.PathLike[str], **options: Any) -> Backend:
+def create_backend(name: str, model_path: str | os.PathLike[str], options: BackendOptions | None = None,
+                   **kwargs: Any) -> Backend:
     """Load ``model_path`` on the backend called ``name``.
 
     Args:
         name: a registry name (see :func:`backend_names`) or ``"auto"``: the
-            first of ``AUTO_ORDER`` that is available and loads the model.
+            first of ``AUTO_ORDER`` that is available and loads the model. A
+            fallback is logged once at DEBUG level (logger ``runtime.backends``);
+            the chosen backend's ``name`` says which one runs.
         model_path: the model file (ONNX for the ONNX Runtime backends).
-        options: extra constructor options (e.g. ``threads=2``, ``device_id=1``).
+        options: a :class:`BackendOptions`; keyword arguments (``threads=2``,
+            ``device_id=1``, ``device="cuda:1"``, ...) update it. Each backend gets
+            the options it uses (``Backend.option_names``) and ignores the others.
 
     Raises:
-        ValueError: unknown name.
+        TypeError: an option that is not a :class:`BackendOptions` field.
+        ValueError: unknown name, or an option out of range.
         RuntimeError: the backend (or, for "auto", every backend) cannot run here.
         FileNotFoundError: the model file does not exist.
     """
+    options = BackendOptions.from_kwargs(options, **kwargs)
     if name == "auto":
         failures = []
         for candidate in AUTO_ORDER:
@@ -92,13 +103,17 @@ def create_backend(name: str, model_path: str | os.PathLike[str], **options: Any
             try:
                 cls = spec.load_class()
                 if not cls.is_available(**spec.options):
+                    failures.append(f"{candidate}: {cls.unavailable_reason(**spec.options)}")
                     continue
-                return cls(model_path, **{**spec.options, **options})
+                backend = _construct(cls, spec, model_path, options)
             except (ImportError, RuntimeError) as error:
-                # Listed as available but failed to load (e.g. CUDA libraries
-                # missing): say so, then fall through to the next fastest.
-                warnings.warn(f"backend {candidate} unavailable: {error}", RuntimeWarning, stacklevel=2)
+                # Listed as available but failed to load (e.g. CUDA libraries missing, or no
+                # engine built for this model): fall through to the next fastest, quietly.
                 failures.append(f"{candidate}: {error}")
+                continue
+            if failures:
+                logger.debug("backend auto chose %s after: %s", backend.name, "; ".join(failures))
+            return backend
         raise RuntimeError("no inference backend could load the model: " + "; ".join(failures))
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose from {backend_names()}")
@@ -110,13 +125,22 @@ def create_backend(name: str, model_path: str | os.PathLike[str], **options: Any
     if not cls.is_available(**spec.options):
         raise RuntimeError(f"backend {name} cannot run here: {cls.unavailable_reason(**spec.options)} "
                            f"(available: {', '.join(available_backends())})")
-    return cls(model_path, **{**spec.options, **options})
+    return _construct(cls, spec, model_path, options)
+
+
+def _construct(cls: type[Backend], spec: BackendSpec, model_path: str | os.PathLike[str],
+               options: BackendOptions) -> Backend:
+    """``cls`` built with its registry options and the :class:`BackendOptions` it reads."""
+    names = cls.option_names or tuple(name for name in BackendOptions.names()
+                                      if name in inspect.signature(cls.__init__).parameters)
+    return cls(model_path, **{**spec.options, **options.for_backend(names)})
 
 
 __all__ = [
     "AUTO_ORDER",
     "BACKENDS",
     "Backend",
+    "BackendOptions",
     "available_backends",
     "backend_names",
     "create_backend",

@@ -32,8 +32,11 @@ class Backend(ABC):
             (``svbr export --io uint8``: :meth:`run` takes uint8 N×H×W×3 windows in
             ``io_channel_order`` and radii in px, N×H×W float32, and returns uint8 N×H×W×3).
         io_channel_order: ``"bgr"`` or ``"rgb"``: the channel order of a uint8-I/O model.
+        option_names: the :class:`~runtime.backends.options.BackendOptions` fields the constructor
+            reads (as keyword arguments of the same names); ``create_backend`` passes only these.
     """
 
+    option_names: tuple[str, ...] = ()
     name: str
     device: str
     precision: str

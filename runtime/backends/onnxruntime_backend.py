@@ -31,7 +31,10 @@ class OnnxRuntimeBackend(Backend):
         provider: ``"cpu"``, ``"cuda"`` or ``"tensorrt"`` (ORT's execution providers).
         device_id: GPU index for the CUDA and TensorRT providers.
         threads: intra-op threads for the CPU provider; ``None`` = ORT's default (all cores).
+        workspace_mib: TensorRT provider only: workspace limit for the engines it builds.
     """
+
+    option_names = ("threads", "device_id", "workspace_mib")
 
     def __init__(
         self,
@@ -39,6 +42,7 @@ class OnnxRuntimeBackend(Backend):
         provider: str = "cpu",
         device_id: int = 0,
         threads: int | None = None,
+        workspace_mib: int | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -56,7 +60,12 @@ class OnnxRuntimeBackend(Backend):
         if threads is not None:
             options.intra_op_num_threads = threads
         gpu_options = {"device_id": str(device_id)}
-        providers = [(p, {} if p == "CPUExecutionProvider" else gpu_options) for p in wanted]
+        provider_options = {
+            "CPUExecutionProvider": {},
+            "TensorrtExecutionProvider": {**gpu_options, **({"trt_max_workspace_size": str(workspace_mib << 20)}
+                                                              if workspace_mib else {})},
+        }
+        providers = [(p, provider_options.get(p, gpu_options)) for p in wanted]
         self._session = ort.InferenceSession(str(self.model_path), options, providers=providers)
         active = self._session.get_providers()[0]
         if active != wanted[0]:

@@ -66,6 +66,7 @@ class TensorRTBackend(Backend):
     """
 
     model_suffixes: tuple[str, ...] = (*ENGINE_SUFFIXES, ".onnx")
+    option_names = ("device_id", "engine_cache")
 
     def __init__(self, model_path: str | os.PathLike[str], device_id: int = 0,
                  engine_cache: str | os.PathLike[str] | None = None) -> None:
@@ -83,7 +84,7 @@ class TensorRTBackend(Backend):
             engine_path = find_cached_engine(path, None if engine_cache is None else Path(engine_cache), device_id)
             if engine_path is None:
                 raise RuntimeError(f"no TensorRT engine has been built for {path} on this machine; build one with "
-                                   f"`svbr build-engine --onnx {path} --out {path.with_suffix('.engine')}`")
+                                   f"`svbr build-engine --model {path} -o {path.with_suffix('.engine')}`")
             path = engine_path
         self.model_path = path
         sidecar = read_engine_metadata(path)

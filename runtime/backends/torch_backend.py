@@ -55,6 +55,7 @@ class TorchCudaBackend(Backend):
     """
 
     model_suffixes: tuple[str, ...] = CHECKPOINT_SUFFIXES
+    option_names = ("device_id", "half", "channels_last")
 
     def __init__(
         self,

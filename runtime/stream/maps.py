@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from runtime.constants import MAX_RADIUS_PX
+from runtime.io import MediaError, list_maps, read_blur_map
 from runtime.pyramid import DEFAULT_MAX_RADIUS_PX
 from runtime.stream.errors import MapError
 
@@ -193,20 +194,12 @@ class MapArray(_SequenceBase):
 
 
 def read_map_file(path: Path, map_scale: float | None) -> np.ndarray:
-    """An ``.npy`` (radii in px) or 8/16-bit PNG/TIFF (value × ``map_scale``) map file."""
-    if path.suffix.lower() == ".npy":
-        try:
-            return np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as error:
-            raise MapError(f"cannot load {path}: {error}") from None
-    if map_scale is None:
-        raise MapError(f"{path}: image maps need map_scale (--map-scale: radius in px of one map unit)")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise MapError(f"cannot read {path} as a map image")
-    if image.ndim != 2:
-        raise MapError(f"{path}: a map image must have one channel, got shape {image.shape}")
-    return image.astype(np.float32) * np.float32(map_scale)
+    """An ``.npy`` (radii in px; H×W or N×H×W, memory-mapped) or 8/16-bit PNG/TIFF (value × ``map_scale``) map
+    file: :func:`runtime.io.read_blur_map`, its problems as :class:`MapError`."""
+    try:
+        return read_blur_map(path, map_scale, ndim=None, mmap=True)
+    except MediaError as error:
+        raise MapError(str(error)) from None
 
 
 class MapFolder(_SequenceBase):
@@ -215,8 +208,7 @@ class MapFolder(_SequenceBase):
     def __init__(self, folder: Path, map_scale: float | None = None) -> None:
         from runtime.stream.sources import natural_key
 
-        self.files = sorted((p for p in folder.iterdir() if p.suffix.lower() in (".npy", ".png", ".tif", ".tiff")),
-                            key=lambda p: natural_key(p.name))
+        self.files = sorted(list_maps(folder), key=lambda p: natural_key(p.name))
         if not self.files:
             raise MapError(f"no .npy/.png maps in {folder}")
         self.length, self.name, self.map_scale = len(self.files), str(folder), map_scale

@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from runtime.io import IMAGE_SUFFIXES
+
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".m4v", ".webm", ".flv", ".ogv", ".ogg", ".ts", ".mpg",
                             ".mpeg", ".wmv", ".y4m", ".h264", ".h265", ".mjpeg"})
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"})
 NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https", "udp", "tcp", "rtmp", "rtp", "srt"})
 _PRINTF = re.compile(r"%0?\d*d")
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "svbr/backend.hpp"
+#include "svbr/pyramid.hpp"
 #include "svbr/tiling.hpp"
 
 namespace svbr {
@@ -27,7 +28,8 @@ struct ImageView {
   std::ptrdiff_t stride() const { return row_stride ? row_stride : static_cast<std::ptrdiff_t>(width) * channels; }
 };
 
-/// A non-owning H×W blur map: defocus disk radius per pixel in px (>= 0; > 6 is clipped with a warning).
+/// A non-owning H×W blur map: defocus disk radius per pixel in px (>= 0). Radii above 6 px are deblurred on coarser
+/// pyramid levels up to DeblurOptions::max_radius_px and clipped to it (with a warning) beyond.
 struct MapView {
   const float* data = nullptr;
   int height = 0;
@@ -43,6 +45,13 @@ struct DeblurOptions {
   std::optional<int> halo;
   /// Windows per backend call; std::nullopt = the backend's preferred batch size.
   std::optional<int> batch_size;
+  /// How much of the correction to apply: input + strength · (network output − input), in float before rounding;
+  /// 0 returns the input exactly, 1 the network's output (bit-identical to the single-pass path), up to 2.
+  double strength = 1.0;
+  /// The largest radius (px) deblurred, in [6, 192]: radii above 6 px are deblurred on a pyramid level that brings
+  /// them to <= 6 px (1/2 up to 12 px, 1/4 up to 24, 1/8 up to 48 = the default); larger radii are clipped to it
+  /// with a warning. 6 = one full-resolution pass (radii above 6 px clipped), the behaviour before the pyramid.
+  double max_radius_px = 48.0;
 };
 
 /// on_progress(tiles_done, tiles_total), called after every batch.
@@ -74,8 +83,10 @@ class Deblurrer {
   std::vector<std::uint8_t> deblur(const std::uint8_t* image, int height, int width, const float* radius_px,
                                    ChannelOrder order = ChannelOrder::BGR);
 
-  /// Tiles an H×W image is split into (one backend window each).
+  /// Tiles an H×W image is split into (one backend window each) at full resolution.
   std::size_t count_tiles(int height, int width) const;
+  /// Tiles over all pyramid levels `map` needs (what on_progress counts).
+  std::size_t count_tiles(const MapView& map) const;
   TilePlan plan(int height, int width) const;
 
   Backend& backend() { return *backend_; }
@@ -83,12 +94,24 @@ class Deblurrer {
   std::optional<int> tile() const { return tile_; }
   int halo() const { return halo_; }
   int batch_size() const { return batch_size_; }
+  double strength() const { return strength_; }
+  double max_radius_px() const { return max_radius_px_; }
   void set_warning_handler(WarningFn handler) { on_warning_ = std::move(handler); }
 
  private:
   template <class In, class Out>
   void run(const ImageView<const In>& image, const MapView& map, const ImageView<Out>& out, ChannelOrder order,
            const ProgressFn& on_progress);
+  template <class In, class Out>
+  void run_levels(const ImageView<const In>& image, const MapView& map, const ImageView<Out>& out,
+                  ChannelOrder order, const ProgressFn& on_progress, const std::vector<int>& levels);
+  /// Run the network over every window of `plan` (an H×W image + map), `batch_size_` at a time; only windows with
+  /// need(origin) go to the network (a null `need`: all). consume(origin, output or nullptr) gets every window's
+  /// network output (3×h×w RGB, in [unit] as the backend returns it); after each batch, progress(done).
+  template <class In, class Need, class Consume>
+  void run_windows(const In* image, std::ptrdiff_t image_stride, const float* map, std::ptrdiff_t map_stride,
+                   const TilePlan& plan, ChannelOrder order, const Need& need, const Consume& consume,
+                   const std::function<void(std::size_t)>& progress);
   void check_model_contract() const;
   void warn_large_radii(const MapView& map) const;
 
@@ -96,6 +119,8 @@ class Deblurrer {
   std::optional<int> tile_;
   int halo_ = kHaloPx;
   int batch_size_ = 1;
+  double strength_ = 1.0;
+  double max_radius_px_ = 48.0;
   WarningFn on_warning_;
   std::vector<float> net_image_, net_map_, net_out_;  // one batch of windows, reused
 };

@@ -6,4 +6,5 @@
 #include "svbr/deblurrer.hpp"
 #include "svbr/errors.hpp"
 #include "svbr/npy.hpp"
+#include "svbr/pyramid.hpp"
 #include "svbr/tiling.hpp"
