@@ -69,7 +69,6 @@ training (no ONNX export needed). Torch-free; single-threaded by default
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -87,6 +86,7 @@ import numpy as np
 from runtime.arguments import add_output
 from runtime.constants import MAX_RADIUS_PX, RADIUS_LEVELS_PX
 from runtime.defocus import disk_kernel
+from runtime.io import file_sha256
 from runtime.metrics import psnr, ssim
 
 # --- the data ---------------------------------------------------------------------------------
@@ -574,14 +574,6 @@ def score_pixel4(
 # --- outputs ----------------------------------------------------------------------------------
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def markdown(report: dict[str, Any]) -> str:
     """``real.md``: mean table, then per scene."""
     rows = report["rows"]
@@ -730,7 +722,7 @@ def main(argv: list[str] | None = None) -> int:
     for record, mean_px in zip(report["scenes"], estimated):
         record["estimated_map_mean_px"] = mean_px
     report["estimated_map_mean_px"] = float(np.mean(estimated))
-    report["model"] = {"path": str(model_path), "sha256": sha256(Path(model_path)), "backend": args.backend,
+    report["model"] = {"path": str(model_path), "sha256": file_sha256(Path(model_path)), "backend": args.backend,
                        "threads": args.threads}
     images = report.pop("images")
     args.output.mkdir(parents=True, exist_ok=True)

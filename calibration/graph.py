@@ -26,7 +26,6 @@ precision is read from the graph itself, and these checks are the contract:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from onnx import numpy_helper
 from export.io_wrap import checked_float_core, io_kind, metadata_of, set_metadata  # noqa: F401 (re-exported)
 from export.onnx_export import ALLOWED_OPS
 from runtime.constants import INPUT_IMAGE_NAME, INPUT_MAP_NAME, OUTPUT_NAME, PRECISIONS
+from runtime.io import file_sha256  # noqa: F401 (re-exported)
 
 #: Operators each precision may add to the exported graph.
 EXTRA_OPS: dict[str, frozenset[str]] = {
@@ -94,15 +94,6 @@ def conv_costs(model: onnx.ModelProto, height: int, width: int) -> list[LayerCos
         costs.append(LayerCost(node.name, node.op_type, 2 * int(np.prod(pixels[2:])) * int(np.prod(weight)),
                                int(np.prod(inputs)) + int(np.prod(outputs)), int(np.prod(weight))))
     return costs
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def drop_unused_opsets(model: onnx.ModelProto) -> None:

@@ -76,6 +76,19 @@ def level_index(radius_px: np.ndarray) -> np.ndarray:
     return np.clip(np.ceil(steps - 0.5), 0, len(RADIUS_LEVELS) - 1).astype(np.int64)
 
 
+def _checked_blur_inputs(image_uint8_hw3: np.ndarray, radius_map_px_hw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 H×W×3 image, float32 H×W radii), or a ValueError naming what is wrong with them."""
+    image = np.asarray(image_uint8_hw3)
+    radius = np.asarray(radius_map_px_hw, dtype=np.float32)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    if radius.shape != image.shape[:2]:
+        raise ValueError(f"radius map shape {radius.shape} does not match image {image.shape[:2]}")
+    if not np.all(np.isfinite(radius)) or radius.min() < 0:
+        raise ValueError("radius map must be finite and non-negative")
+    return image, radius
+
+
 def blur(image_uint8_hw3: np.ndarray, radius_map_px_hw: np.ndarray) -> np.ndarray:
     """Spatially varying disk blur (the paper's gather model).
 
@@ -92,14 +105,7 @@ def blur(image_uint8_hw3: np.ndarray, radius_map_px_hw: np.ndarray) -> np.ndarra
     Returns:
         uint8 array (H, W, 3), the blurred image.
     """
-    image = np.asarray(image_uint8_hw3)
-    radius = np.asarray(radius_map_px_hw, dtype=np.float32)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
-    if radius.shape != image.shape[:2]:
-        raise ValueError(f"radius map shape {radius.shape} does not match image {image.shape[:2]}")
-    if not np.all(np.isfinite(radius)) or radius.min() < 0:
-        raise ValueError("radius map must be finite and non-negative")
+    image, radius = _checked_blur_inputs(image_uint8_hw3, radius_map_px_hw)
 
     in_focus = quantize_radius_px(radius) == 0
     index = level_index(radius)
@@ -120,14 +126,7 @@ def blur_large(image_uint8_hw3: np.ndarray, radius_map_px_hw: np.ndarray, step_p
     (ties down) instead of the 23 trained levels; radii ≤ ``step_px / 2`` are in focus.
     Borders replicate; the result is rounded to uint8.
     """
-    image = np.asarray(image_uint8_hw3)
-    radius = np.asarray(radius_map_px_hw, dtype=np.float32)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
-    if radius.shape != image.shape[:2]:
-        raise ValueError(f"radius map shape {radius.shape} does not match image {image.shape[:2]}")
-    if not np.all(np.isfinite(radius)) or radius.min() < 0:
-        raise ValueError("radius map must be finite and non-negative")
+    image, radius = _checked_blur_inputs(image_uint8_hw3, radius_map_px_hw)
     index = np.ceil(radius.astype(np.float64) / step_px - 0.5).astype(np.int64)
     source = image.astype(np.float32)
     result = source.copy()

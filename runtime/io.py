@@ -18,6 +18,7 @@ Errors are :class:`MediaError` (a ``ValueError``) with one sentence naming the f
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -173,3 +174,12 @@ def output_is_folder(output: str | os.PathLike[str]) -> bool:
     """An output names a folder when it exists as one or ends with a path separator."""
     text = os.fspath(output)
     return Path(text).is_dir() or text.endswith(("/", os.sep))
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (models and checkpoints in reports and metadata)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -32,7 +32,9 @@ import scipy.sparse.linalg
 from runtime.domain_transform import domain_transform_derivatives, recursive_filter  # noqa: F401 (re-exported)
 # Domain-transform parameters (SPEC; σs = min(H, W) / DT_SIGMA_S_DIVISOR px): the runtime estimator
 # propagates with the same scheme, and its constants are the one definition.
-from runtime.estimate import DT_ITERATIONS
+import warnings
+
+from runtime.estimate import DT_ITERATIONS, estimate_blur_map
 from runtime.estimate import PROPAGATION_SIGMA_R as DT_SIGMA_R
 from runtime.estimate import PROPAGATION_SIGMA_S_DIVISOR as DT_SIGMA_S_DIVISOR
 from training.synthesis import quantize_radius_px
@@ -339,3 +341,13 @@ def nested_dissection_order(height: int, width: int, reach: int = 2) -> np.ndarr
         # Popped in reverse: first, then second, then the separator.
         stack.extend([(separator, True), (second, False), (first, False)])
     return np.concatenate(pieces)
+
+
+def runtime_estimate(blurry_rgb: np.ndarray) -> np.ndarray:
+    """The runtime's blur-map estimate of an RGB uint8 image (its warnings, e.g. no edges, are silenced).
+
+    The third kind of estimated map: the one ``svbr deblur`` without a map uses.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return estimate_blur_map(blurry_rgb, channel_order="rgb")

@@ -27,6 +27,7 @@ numpy + OpenCV only; this module must never import torch.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -223,16 +224,26 @@ def psf_kernel(shape: PsfShape, radius_px: float) -> np.ndarray:
         g = cv2.getGaussianKernel(2 * half + 1, sigma, cv2.CV_64F)
         return (g @ g.T).astype(np.float32)
 
-    def render(outer_px: float) -> np.ndarray:
-        if shape.kind == "light_field":
-            return _light_field_kernel(shape.views, outer_px)
-        return _rasterise(shape, outer_px)
+    factor = _size_factor(shape, max(float(radius_px), SECOND_MOMENT_REFERENCE_PX))
+    return _render(shape, float(radius_px * factor)).astype(np.float32)
 
-    # Second moments scale with the square of the size, so the outer radius is the label times a
-    # factor measured once on a rendering large enough for the pixel grid not to matter.
-    reference_px = max(radius_px, SECOND_MOMENT_REFERENCE_PX)
-    factor = np.sqrt(reference_px**2 / 2.0 / second_moment_px2(render(reference_px)))
-    return render(float(radius_px * factor)).astype(np.float32)
+
+def _render(shape: PsfShape, outer_px: float) -> np.ndarray:
+    """The shape at outer radius ``outer_px`` (not the disk or Gaussian, which have closed forms)."""
+    if shape.kind == "light_field":
+        return _light_field_kernel(shape.views, outer_px)
+    return _rasterise(shape, outer_px)
+
+
+@functools.lru_cache(maxsize=256)
+def _size_factor(shape: PsfShape, reference_px: float) -> float:
+    """Outer radius per px of label, measured on a rendering of ``reference_px``.
+
+    Second moments scale with the square of the size, so one rendering large enough for the pixel
+    grid not to matter gives the factor; a crop asks for it once per level below the reference
+    radius, all of which share it.
+    """
+    return float(np.sqrt(reference_px**2 / 2.0 / second_moment_px2(_render(shape, reference_px))))
 
 
 def draw_psf_shape(rng: np.random.Generator, ranges: CameraRanges = CAMERA_RANGES) -> PsfShape:

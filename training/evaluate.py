@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from runtime.estimate import estimate_blur_map
 from runtime.metrics import psnr, ssim
+from training.augment import runtime_estimate  # noqa: F401 (re-exported: svbr eval's "estimated" column)
 from training.baselines import choose_regularisation, layered_deconvolution
 from runtime.arguments import add_model, add_output, add_size
 from training.cache import SynthSettings, list_samples, read_sample, synthesize
@@ -92,13 +93,6 @@ def tune_classical(cache: Path, count: int = TUNING_SAMPLES) -> tuple[float, dic
     photos = PhotoSet(Path(manifest["images_dir"]), "train", SynthSettings(**manifest["settings"]), lazy=True)
     crops = validation_crops(photos, count, seed=manifest["settings"]["seed"], estimated=False)
     return choose_regularisation((c.blurry, c.true_radius_px, c.sharp) for c in crops)
-
-
-def runtime_estimate(blurry_rgb: np.ndarray) -> np.ndarray:
-    """The runtime's blur-map estimate of an RGB uint8 sample (its warnings, e.g. no edges, are silenced)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return estimate_blur_map(blurry_rgb, channel_order="rgb")
 
 
 def score_methods(files: list[Path], methods: dict[str, Method], quiet: bool = False,

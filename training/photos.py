@@ -26,7 +26,6 @@ aperture shapes, occlusion layers, highlights, sensor noise, JPEG). Under
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,9 +35,8 @@ from torch.utils.data import Dataset
 
 from runtime.constants import RADIUS_LEVELS_PX, SIZE_MULTIPLE
 from runtime.defocus import blur, disk_kernel
-from training.augment import DT_SIGMA_S_DIVISOR, propagate
+from training.augment import DT_SIGMA_S_DIVISOR, propagate, runtime_estimate
 from training.cache import AUGMENT_METHODS, SynthSettings, find_images, load_sharp_rgb, split_by_image
-from runtime.estimate import estimate_blur_map
 from training.dataset import to_network_inputs, to_target
 from training.degradations import CAMERA_MARGIN_PX, CAMERA_RANGES, CameraPlan, CameraRanges, add_srgb_noise, degrade, draw_camera, jpeg
 from training.synthesis import MAP_FAMILIES, draw_map
@@ -208,9 +206,7 @@ class PhotoSet:
             blurry, target, true_crop = self._render_camera(plan)
         radius = true_crop
         if plan.augment_method == "runtime":
-            with warnings.catch_warnings():  # a flat crop's "no edge" warning is expected here
-                warnings.simplefilter("ignore")
-                radius = estimate_blur_map(blurry, channel_order="rgb")
+            radius = runtime_estimate(blurry)
         elif plan.augment_method is not None:
             height, width = self.settings.height, self.settings.width
             radius = propagate(blurry, true_crop, method=plan.augment_method,

@@ -45,6 +45,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from training.augment import runtime_estimate
 from training.averaging import WeightAverage
 from training.degradations import camera_ranges
 from training.cache import SynthSettings
@@ -164,7 +165,7 @@ def pixel4_scores(model: SVBRNet) -> dict[str, float] | None:
     A learning-curve measurement only: it never ranks checkpoints, so the real photos stay a test set.
     """
     from benchmarks.real import DataMissing, score_pixel4
-    from training.evaluate import run_network, runtime_estimate
+    from training.evaluate import run_network
 
     model.eval()
     try:
@@ -180,14 +181,7 @@ def pixel4_scores(model: SVBRNet) -> dict[str, float] | None:
 
 def runtime_estimated(crops: list[Crop]) -> list[Crop]:
     """The same crops given the runtime's own estimate of their blur map (``estimate_blur_map``)."""
-    import warnings
-
-    from runtime.estimate import estimate_blur_map
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return [Crop(c.blurry, c.sharp, estimate_blur_map(c.blurry, channel_order="rgb"), c.true_radius_px)
-                for c in crops]
+    return [Crop(c.blurry, c.sharp, runtime_estimate(c.blurry), c.true_radius_px) for c in crops]
 
 
 def config_record(config: TrainConfig) -> dict[str, Any]:
