@@ -46,13 +46,20 @@ TEST(Cli, OutputEqualsTheLibrary) {
                 (kDir / "out.png").string() + " --tile 32 --model " + SVBR_BUNDLED_MODEL),
             0)
       << output_text();
-  EXPECT_NE(output_text().find("radii up to 6.99 px"), std::string::npos) << output_text();
+  // radii up to 6.99 px: the default --max-radius 48 deblurs them on the 1/2 level, so nothing is clipped
+  EXPECT_EQ(output_text().find("clipped"), std::string::npos) << output_text();
   const auto image = svbr::io::read_bgr((kDir / "in.png").string());
   const auto map = svbr::load_npy((kDir / "in.npy").string());
   svbr::Deblurrer d(SVBR_BUNDLED_MODEL, "auto", {std::nullopt});
   d.set_warning_handler({});
   const auto expected = d.deblur(image.pixels.data(), h, w, map.data.data());
   EXPECT_EQ(svbr::io::read_bgr((kDir / "out.png").string()).pixels, expected);  // PNG is lossless
+  // --max-radius 6: one full-resolution pass, and the warning names what it clips
+  ASSERT_EQ(run((kDir / "in.png").string() + " --blur-map " + (kDir / "in.npy").string() + " -o " +
+                (kDir / "out.png").string() + " --tile 32 --max-radius 6 --model " + SVBR_BUNDLED_MODEL),
+            0)
+      << output_text();
+  EXPECT_NE(output_text().find("radii up to 6.99 px"), std::string::npos) << output_text();
 }
 
 TEST(Cli, BadInputExitsWithCode2AndOneLine) {

@@ -26,7 +26,8 @@ Sample make_sample(int height, int width, unsigned seed = 1) {
   Sample s{height, width, std::vector<std::uint8_t>(static_cast<std::size_t>(height) * width * 3),
            std::vector<float>(static_cast<std::size_t>(height) * width)};
   for (auto& v : s.image) v = static_cast<std::uint8_t>(rng() % 256);
-  for (auto& v : s.radius) v = static_cast<float>(rng() % 1000) / 160.0f;  // 0 .. 6.24
+  // 0 .. 5.9 px: the single full-resolution pass (radii above 6 px add pyramid levels; tests/test_pyramid.cpp)
+  for (auto& v : s.radius) v = static_cast<float>(rng() % 1000) / 170.0f;
   return s;
 }
 
@@ -169,13 +170,24 @@ TEST(BadInput, OptionsBackendsAndModels) {
   EXPECT_THROW_MSG(svbr::create_backend("nonsense", SVBR_BUNDLED_MODEL), svbr::InvalidInput, "unknown backend 'nonsense'");
 }
 
-TEST(Deblurrer, WarnsAboutRadiiAboveSixPixels) {
+TEST(Deblurrer, WarnsOnlyAboutRadiiBeyondMaxRadius) {
   Sample s = make_sample(9, 9);
   s.radius[5] = 9.5f;
-  Deblurrer d(std::make_unique<BoxBackend>(1), {8, 4, 1});
   std::string warning;
-  d.set_warning_handler([&](const std::string& m) { warning = m; });
-  d.deblur(s.image.data(), 9, 9, s.radius.data());
+  auto deblur_with = [&](double max_radius_px) {
+    Deblurrer d(std::make_unique<BoxBackend>(1), {8, 4, 1, 1.0, max_radius_px});
+    warning.clear();
+    d.set_warning_handler([&](const std::string& m) { warning = m; });
+    d.deblur(s.image.data(), 9, 9, s.radius.data());
+  };
+  deblur_with(48.0);  // the default: 9.5 px is deblurred on the 1/2 level, nothing is clipped
+  EXPECT_EQ(warning, "");
+  deblur_with(6.0);  // one full-resolution pass, as before the pyramid
   EXPECT_EQ(warning, "blur_map has radii up to 9.5 px; SVBR-Net is trained for radii up to 6 px, larger radii are "
-                     "clipped to 6 px");
+                     "clipped to 6 px (max_radius_px=6: no coarser pyramid levels)");
+  s.radius[5] = 60.0f;
+  deblur_with(48.0);
+  EXPECT_EQ(warning, "blur_map has radii up to 60 px; radii above max_radius_px=48 px are clipped to 48 px (its "
+                     "coarsest pyramid level, 1/8, brings 48 px into the 6 px SVBR-Net is trained for; raise "
+                     "max_radius_px, up to 192 px, to deblur more)");
 }
