@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.arguments import add_output
 from benchmarks.latency import onnxruntime_cpu_graph
+from runtime.arguments import add_output
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -44,8 +44,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from runtime.arguments import add_output
 from benchmarks._common import cpu_model  # noqa: E402
+from runtime.arguments import add_output
 from runtime.defocus import blur  # noqa: E402
 from runtime.estimate import estimate_blur_map  # noqa: E402
 

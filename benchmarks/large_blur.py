@@ -39,8 +39,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from runtime.arguments import add_output
 from benchmarks.estimate import load, map_errors, mean_errors, validation_photos  # noqa: E402
+from runtime.arguments import add_output
 from runtime.defocus import blur_large  # noqa: E402
 from runtime.estimate import estimate_blur_map  # noqa: E402
 

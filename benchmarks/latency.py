@@ -46,7 +46,6 @@ from typing import Any
 
 import numpy as np
 
-from runtime.arguments import add_output
 from benchmarks._common import (
     PRECISIONS,
     TORCH_EAGER_CPU,
@@ -66,6 +65,7 @@ from benchmarks._common import (
     resolve_models,
     tile_label,
 )
+from runtime.arguments import add_output
 from runtime.constants import SIZE_MULTIPLE
 from runtime.tiling import round_up
 

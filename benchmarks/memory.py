@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.arguments import add_alias, add_size
 from benchmarks._common import peak_rss_mb
+from runtime.arguments import add_alias, add_size
 
 
 def measure(model: Path | None, height: int, width: int, tile: int | None, batch_size: int | None,

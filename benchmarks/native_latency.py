@@ -32,8 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.arguments import add_output
 from benchmarks._common import machine_info, parse_resolution
+from runtime.arguments import add_output
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BINARY = ROOT / "build" / "native" / "svbr-native"
@@ -60,7 +60,7 @@ def time_python(image: np.ndarray, radius: np.ndarray, model: Path, tile: int | 
 
         deblurrer.backend.run = timed_run  # type: ignore[method-assign]
         totals: list[float] = []
-        for run in range(runs + 1):  # the first is a warm-up
+        for _ in range(runs + 1):  # the first is a warm-up
             network.append(0.0)
             start = time.perf_counter()
             deblurrer.deblur(image, radius)

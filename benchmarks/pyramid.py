@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from runtime.arguments import add_output
 from benchmarks._common import cpu_model, parse_list, parse_resolution, peak_rss_mb
+from runtime.arguments import add_output
 
 DEFAULT_SIZES = "1152x864,4000x3000,6000x4000"  # 1.0, 12 and 24 MP
 DEFAULT_OUT = Path("reports/large_blur")

@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from runtime.arguments import add_output
 from benchmarks._common import (
     TORCH_EAGER_CPU,
     TorchEagerBackend,
@@ -47,6 +46,7 @@ from benchmarks._common import (
     tile_label,
 )
 from benchmarks.latency import backend_options, model_kind, onnxruntime_cpu_graph, unavailable_reason
+from runtime.arguments import add_output
 
 DEFAULT_CACHE = Path("cache/sharp-train-360x340")
 DEFAULT_OUT = Path("reports/benchmarks")

@@ -29,8 +29,8 @@ import numpy as np
 import onnx
 
 from benchmarks._common import parse_resolution
-from runtime.arguments import add_output
 from calibration.graph import LayerCost, conv_costs
+from runtime.arguments import add_output
 from runtime.deblurrer import BUNDLED_MODEL_PATH
 
 BYTES_PER_ELEMENT = {"fp16": 2, "int8": 1}

@@ -34,8 +34,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.arguments import add_output
 from benchmarks._common import parse_resolution
+from runtime.arguments import add_output
 from runtime.backends import available_backends
 from runtime.deblurrer import Deblurrer
 from runtime.stream import TestSource

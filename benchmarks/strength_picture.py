@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 
 from runtime.arguments import add_output, add_size
-from runtime.defocus import blur
 from runtime.deblurrer import Deblurrer
+from runtime.defocus import blur
 from runtime.demo import _label, make_blur_map, make_scene
 from runtime.metrics import psnr, ssim
 

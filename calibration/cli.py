@@ -34,17 +34,15 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
 
 import onnx
 
-from runtime.arguments import add_model, add_output
 from calibration.dataset import DEFAULT_CACHE_DIR, DEFAULT_TILE_PX, SetSettings, build_set
 from calibration.fp16 import convert_to_fp16
 from calibration.graph import QDQSummary, check_precision_graph, file_sha256, metadata_of, set_metadata
-from export.io_wrap import IO_KINDS, io_kind, strip_uint8_io, wrap_uint8_io
 from calibration.int8 import (
     CALIBRATION_METHODS,
     DEFAULT_METHOD,
@@ -64,12 +62,16 @@ from calibration.mixed import (
     layer_flops,
     parse_keep_fp16,
     restrict_quantization,
-    sensitivity as layer_sensitivity,
     tensorrt_cost_estimate,
     weighted_layers,
 )
-from calibration.ranking import candidate_paths, load_ranking, path_beside, save_ranking, weights_sha256
+from calibration.mixed import (
+    sensitivity as layer_sensitivity,
+)
 from calibration.ranking import cache_path as ranking_cache_path
+from calibration.ranking import candidate_paths, load_ranking, path_beside, save_ranking, weights_sha256
+from export.io_wrap import IO_KINDS, io_kind, strip_uint8_io, wrap_uint8_io
+from runtime.arguments import add_model, add_output
 from runtime.constants import HALO_PX
 
 #: Precisions ``svbr calibrate`` makes (fp32 is ``svbr export``'s).

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from polygraphy.backend.base import BaseRunner
@@ -84,7 +84,7 @@ class SsimCompareFunc:
     def __init__(self, min_ssim: float | None = None) -> None:
         self.min_ssim = min_ssim
 
-    def __call__(self, reference, test) -> "OrderedDict[str, SsimResult]":
+    def __call__(self, reference, test) -> OrderedDict[str, SsimResult]:
         results: OrderedDict[str, SsimResult] = OrderedDict()
         for name in reference.keys():
             if name not in test.keys():

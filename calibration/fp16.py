@@ -34,7 +34,7 @@ the engine itself on a GPU.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import onnx
 

@@ -39,9 +39,9 @@ from INT8 than that, so the real cost is at most this; the Casts add a little.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import onnx

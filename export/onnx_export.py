@@ -26,16 +26,16 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import onnx
 import torch
 from torch import nn
 
-from runtime.arguments import add_model, add_output
 from export.io_wrap import IO_KINDS, checked_float_core, io_kind, set_metadata, wrap_uint8_io
+from runtime.arguments import add_model, add_output
 from runtime.backends import create_backend
 from runtime.backends.compare import Comparison, compare_runners
 from runtime.constants import (

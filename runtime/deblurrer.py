@@ -417,7 +417,7 @@ class Deblurrer:
         return sharp if image.dtype == np.uint8 else sharp.astype(np.float32) / np.float32(255)
 
     def stream(self, source: object, sink: object = "null://", *, blur_map: object = None,
-               **options: object) -> "StreamStats":
+               **options: object) -> StreamStats:
         """Deblur a video stream: source → deblur → sink in three threads (see ``runtime.stream``).
 
         Args:
@@ -438,7 +438,7 @@ class Deblurrer:
 
         return run_stream(self, source, sink, blur_map=blur_map, **options)
 
-    def frames(self, source: object, *, blur_map: object = None, **options: object) -> "StreamRunner":
+    def frames(self, source: object, *, blur_map: object = None, **options: object) -> StreamRunner:
         """Iterator form of :meth:`stream`: ``for image, sharp in deblurrer.frames(source, blur_map=...)``.
 
         Yields :class:`runtime.stream.Deblurred` (``index``, ``image``, ``sharp``, ``blur_map``, ...),
@@ -453,7 +453,7 @@ class Deblurrer:
         """Release the backend."""
         self.backend.close()
 
-    def __enter__(self) -> "Deblurrer":
+    def __enter__(self) -> Deblurrer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

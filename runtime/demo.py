@@ -19,8 +19,8 @@ import numpy as np
 from runtime.arguments import add_output, add_size
 from runtime.backends import backend_names
 from runtime.constants import MAX_RADIUS_PX
-from runtime.defocus import blur
 from runtime.deblurrer import Deblurrer
+from runtime.defocus import blur
 from runtime.metrics import psnr, ssim
 
 

@@ -290,7 +290,7 @@ def quantize_large_radius_px(radius_px: np.ndarray) -> np.ndarray:
     return np.where(radius_px > MAX_RADIUS_PX, np.maximum(large, np.float32(MAX_RADIUS_PX)), small).astype(np.float32)
 
 
-def raw_radius_map(image: np.ndarray, *, channel_order: str = "bgr", clock: "_Clock | None" = None,
+def raw_radius_map(image: np.ndarray, *, channel_order: str = "bgr", clock: _Clock | None = None,
                    method: str = "table") -> np.ndarray | None:
     """Steps 1-7 without the final calibration and quantisation (``estimate_blur_map``'s core).
 
@@ -307,7 +307,7 @@ def raw_radius_map(image: np.ndarray, *, channel_order: str = "bgr", clock: "_Cl
     return None if maps is None else maps[0]
 
 
-def _raw_maps(image: np.ndarray, channel_order: str, clock: "_Clock", method: str, max_radius_px: float
+def _raw_maps(image: np.ndarray, channel_order: str, clock: _Clock, method: str, max_radius_px: float
               ) -> tuple[np.ndarray, np.ndarray, bool] | None:
     """(dense map of ``method``, dense map of the table method (uncalibrated), from the pyramid?), or None without edges.
 
@@ -446,7 +446,7 @@ def pyramid_dense(rgb: np.ndarray, dense0: np.ndarray | None, max_radius_px: flo
     return np.minimum(result, np.float32(max_radius_px)) if handed_over else None
 
 
-def edge_measurements(rgb: np.ndarray, method: str, clock: "_Clock | None" = None
+def edge_measurements(rgb: np.ndarray, method: str, clock: _Clock | None = None
                       ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
     """Steps 1-6 on float32 RGB in [0, 1]: the reliable edge pixels and their radii, before propagation.
 

@@ -23,9 +23,9 @@ from tqdm import tqdm
 
 from runtime import io as media
 from runtime.cli import CliError
-from runtime.io import MediaError, read_image, write_image
 from runtime.constants import MAX_RADIUS_PX
 from runtime.estimate import estimate_blur_map
+from runtime.io import MediaError, read_image, write_image
 from runtime.pyramid import DEFAULT_MAX_RADIUS_PX, validate_max_radius
 
 #: Height of the preview's scale bar, px (plus the labels under it).

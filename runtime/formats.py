@@ -14,7 +14,7 @@ back, so the caller gets the same shape and dtype it passed:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

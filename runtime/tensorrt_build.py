@@ -298,7 +298,7 @@ class _DeviceContext:
         cuda.init()
         self.context = cuda.Device(device_id).retain_primary_context()
 
-    def __enter__(self) -> "_DeviceContext":
+    def __enter__(self) -> _DeviceContext:
         self.context.push()
         return self
 

@@ -67,7 +67,7 @@ def make_random_svbrnet(seed: int = 0, head: str = "residual"):
     return model
 
 
-def make_tiny_onnx_model(seed: int = 7) -> "onnx.ModelProto":  # noqa: F821
+def make_tiny_onnx_model(seed: int = 7) -> onnx.ModelProto:  # noqa: F821
     """A stand-in of SVBR-Net for calibration tests, random weights from ``seed``:
     image, blur_map -> Concat -> conv_a -> ReLU -> {conv_b -> ReLU, conv_c (1×1)} -> Add -> AveragePool ->
     up (ConvTranspose ×2) -> ReLU -> conv_out -> Add(image) -> Clip -> sharp."""

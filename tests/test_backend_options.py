@@ -68,6 +68,7 @@ def model_for(name: str, tiny_onnx_model: Path, tmp_path: Path) -> Path:
         if not torch.cuda.is_available():
             pytest.skip("torch-cuda: torch sees no CUDA device")
         from conftest import make_random_svbrnet
+
         from training.model import save_checkpoint
 
         save_checkpoint(tmp_path / "m.pt", make_random_svbrnet(), {"step": 0})

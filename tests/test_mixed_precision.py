@@ -11,7 +11,9 @@ import json
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from conftest import make_tiny_onnx_model
+from onnx import numpy_helper
+from test_calibration import make_images
 
 from calibration.cli import calibrate, main
 from calibration.dataset import SetSettings, build_set
@@ -25,8 +27,6 @@ from calibration.mixed import (
     tensorrt_cost_estimate,
     weighted_layers,
 )
-from conftest import make_tiny_onnx_model
-from test_calibration import make_images
 
 TILE, HALO = 16, 8  # windows of 32×32 px
 

@@ -48,7 +48,7 @@ def test_photo_set_uses_the_cache_split(images):
 
 def test_lazy_photo_set_pickles_without_pixels(images):
     photos = PhotoSet(images, "train", SETTINGS, lazy=True)
-    photos.photos  # decode
+    assert len(photos.photos) == len(photos)  # decodes every photo
     clone = pickle.loads(pickle.dumps(photos))
     assert clone._decoded == {} and len(clone) == len(photos)
     assert np.array_equal(clone.photos[1], photos.photos[1])

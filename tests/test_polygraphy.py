@@ -9,6 +9,8 @@ from collections import OrderedDict
 import numpy as np
 import onnx
 import pytest
+from test_calibration import make_images
+from test_mixed_precision import tiny_model
 
 from calibration.cli import calibrate
 from calibration.comparison import PSNR_CAP_DB, CallableRunner, SsimCompareFunc, SsimResult, onnxruntime_runner
@@ -18,8 +20,6 @@ from calibration.int8 import Int8Settings
 from calibration.validate import validate
 from runtime.metrics import psnr, ssim
 from runtime.tensorrt_build import tensorrt_installed
-from test_calibration import make_images
-from test_mixed_precision import tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("training", "export", "runtime", "calibration", "benchmarks")

@@ -11,6 +11,8 @@ import json
 
 import onnx
 import pytest
+from conftest import make_tiny_onnx_model
+from test_calibration import make_images
 
 import calibration.cli as calibration_cli
 from calibration.cli import calibrate, main
@@ -24,8 +26,6 @@ from calibration.ranking import (
     path_beside,
     weights_sha256,
 )
-from conftest import make_tiny_onnx_model
-from test_calibration import make_images
 
 TILE, HALO = 16, 8  # windows of 32×32 px
 LAYERS = {"conv_a", "conv_b", "conv_c", "up", "conv_out"}

@@ -18,13 +18,26 @@ import time
 import cv2
 import numpy as np
 import pytest
+from stream_helpers import identity_deblurrer, read_video, stream_threads_alive, write_video
 
 from runtime.deblurrer import BUNDLED_MODEL_PATH, Deblurrer
-from runtime.stream import (DeblurError, MapError, SinkError, SourceError, StreamError, StreamRunner, TestSource,
-                            UriError, decode_index, estimator_available, parse_sink, parse_source, run_stream)
+from runtime.stream import (
+    DeblurError,
+    MapError,
+    SinkError,
+    SourceError,
+    StreamError,
+    StreamRunner,
+    TestSource,
+    UriError,
+    decode_index,
+    estimator_available,
+    parse_sink,
+    parse_source,
+    run_stream,
+)
 from runtime.stream.maps import Frame, StaticMap, rescale_map
 from runtime.stream.pipeline import FrameQueue
-from stream_helpers import identity_deblurrer, read_video, stream_threads_alive, write_video
 
 HAS_GST = shutil.which("gst-launch-1.0") is not None
 

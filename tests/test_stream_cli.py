@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from stream_helpers import read_video, write_video
 
 from runtime.deblurrer import BUNDLED_MODEL_PATH
 from runtime.stream.cli import main
-from stream_helpers import read_video, write_video
 
 REPO = Path(__file__).resolve().parents[1]
 needs_model = pytest.mark.skipif(not BUNDLED_MODEL_PATH.is_file(), reason="bundled model missing")

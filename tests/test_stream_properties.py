@@ -14,9 +14,9 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from stream_helpers import identity_deblurrer  # noqa: E402
 
 from runtime.stream import MapError, SourceError, StreamError  # noqa: E402
-from stream_helpers import identity_deblurrer  # noqa: E402
 
 DTYPES = [np.uint8, np.uint16, np.float32, np.float64, np.int32, np.bool_, np.int8]
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

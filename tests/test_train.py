@@ -11,8 +11,16 @@ import torch
 from tests.test_cache import make_images
 from training.model import load_model
 from training.train import (
-    Run, Stage, StopRequest, TrainConfig, bundle, config_record, learning_rate_at, load_config,
-    schedule_changes, train,
+    Run,
+    Stage,
+    StopRequest,
+    TrainConfig,
+    bundle,
+    config_record,
+    learning_rate_at,
+    load_config,
+    schedule_changes,
+    train,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

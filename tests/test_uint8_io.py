@@ -10,7 +10,8 @@ from calibration.cli import calibrate
 from calibration.dataset import SetSettings
 from calibration.graph import check_precision_graph, metadata_of
 from export.io_wrap import IO_OPS, IO_PREFIX, io_kind, strip_uint8_io, wrap_uint8_io
-from export.onnx_export import check_graph, check_uint8_parity, main as export_main
+from export.onnx_export import check_graph, check_uint8_parity
+from export.onnx_export import main as export_main
 from runtime import Deblurrer
 from runtime.backends import create_backend
 

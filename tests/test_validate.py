@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_calibration import make_images
 
 from calibration.cli import calibrate
 from calibration.dataset import SetSettings, build_set, iterate_set
 from calibration.validate import PSNR_CAP_DB, THRESHOLDS, judge, main, validate
 from export.onnx_export import checkpoint_metadata, export_onnx
-from test_calibration import make_images
 from training.model import PRETRAINED_PATH, SVBRNet, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]

@@ -24,16 +24,17 @@ numpy + scipy + OpenCV only; this module must never import torch.
 
 from __future__ import annotations
 
+import warnings
+
 import cv2
 import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
 from runtime.domain_transform import domain_transform_derivatives, recursive_filter  # noqa: F401 (re-exported)
+
 # Domain-transform parameters (SPEC; σs = min(H, W) / DT_SIGMA_S_DIVISOR px): the runtime estimator
 # propagates with the same scheme, and its constants are the one definition.
-import warnings
-
 from runtime.estimate import DT_ITERATIONS, estimate_blur_map
 from runtime.estimate import PROPAGATION_SIGMA_R as DT_SIGMA_R
 from runtime.estimate import PROPAGATION_SIGMA_S_DIVISOR as DT_SIGMA_S_DIVISOR

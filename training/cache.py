@@ -23,9 +23,9 @@ import multiprocessing
 import multiprocessing.pool
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np

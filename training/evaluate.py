@@ -20,19 +20,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from runtime.estimate import estimate_blur_map
+from runtime.arguments import add_model, add_output, add_size
 from runtime.metrics import psnr, ssim
 from training.augment import runtime_estimate  # noqa: F401 (re-exported: svbr eval's "estimated" column)
 from training.baselines import choose_regularisation, layered_deconvolution
-from runtime.arguments import add_model, add_output, add_size
 from training.cache import SynthSettings, list_samples, read_sample, synthesize
 from training.dataset import to_network_inputs
 from training.model import PRETRAINED_PATH, SVBRNet, load_model

@@ -38,7 +38,16 @@ from runtime.defocus import blur, disk_kernel
 from training.augment import DT_SIGMA_S_DIVISOR, propagate, runtime_estimate
 from training.cache import AUGMENT_METHODS, SynthSettings, find_images, load_sharp_rgb, split_by_image
 from training.dataset import to_network_inputs, to_target
-from training.degradations import CAMERA_MARGIN_PX, CAMERA_RANGES, CameraPlan, CameraRanges, add_srgb_noise, degrade, draw_camera, jpeg
+from training.degradations import (
+    CAMERA_MARGIN_PX,
+    CAMERA_RANGES,
+    CameraPlan,
+    CameraRanges,
+    add_srgb_noise,
+    degrade,
+    draw_camera,
+    jpeg,
+)
 from training.synthesis import MAP_FAMILIES, draw_map
 
 #: Half-width (px) of the largest disk PSF: how far the blur of a pixel reaches.
@@ -147,7 +156,7 @@ class PhotoSet:
         self.settings = settings
         self._decoded: dict[int, np.ndarray] = {}
         if not lazy:
-            self.photos  # decode all now: unreadable files are reported at once
+            _ = self.photos  # decode all now: unreadable files are reported at once
 
     def photo(self, index: int) -> np.ndarray:
         """Photo ``index``, RGB uint8 H×W×3, decoded on first use."""

@@ -47,8 +47,8 @@ from tqdm import tqdm
 
 from training.augment import runtime_estimate
 from training.averaging import WeightAverage
-from training.degradations import camera_ranges
 from training.cache import SynthSettings
+from training.degradations import camera_ranges
 from training.distributed import World, any_rank, current_world, mean_over_ranks, process_group, synchronise_batchnorm
 from training.losses import deblur_loss, psnr_per_image, ssim_per_image
 from training.model import HEADS, PRETRAINED_PATH, SVBRNet, load_checkpoint, save_checkpoint
@@ -291,7 +291,7 @@ class StopRequest:
         self.requested = False
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "StopRequest":
+    def __enter__(self) -> StopRequest:
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)

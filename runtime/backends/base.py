@@ -70,8 +70,9 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release the device resources (sessions, engines); the backend is unusable after."""
+        return None  # a backend without device resources has nothing to release
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self
 
     def __exit__(

@@ -6,8 +6,8 @@ validation and by the tiling tests; what produced the arrays is irrelevant here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -12,13 +12,32 @@ for the blur-map forms and :mod:`runtime.stream.pipeline` for the threads and qu
 """
 
 from runtime.stream.errors import DeblurError, MapError, SinkError, SourceError, StreamError
-from runtime.stream.maps import (CallableMap, ConstantMap, EstimatedMap, Frame, MapArray, MapFolder, MapProvider,
-                                 MapVideo, StaticMap, as_map_provider, estimator_available, rescale_map)
+from runtime.stream.maps import (
+                                 CallableMap,
+                                 ConstantMap,
+                                 EstimatedMap,
+                                 Frame,
+                                 MapArray,
+                                 MapFolder,
+                                 MapProvider,
+                                 MapVideo,
+                                 StaticMap,
+                                 as_map_provider,
+                                 estimator_available,
+                                 rescale_map,
+)
 from runtime.stream.pipeline import Deblurred, FrameQueue, StreamRunner, StreamStats, run_stream
-from runtime.stream.sinks import (CallbackSink, GstPipeSink, ImageSequenceSink, NullSink, Sink, VideoFileSink,
-                                  open_sink)
-from runtime.stream.sources import (CaptureSource, GstPipeSource, ImageSequenceSource, Source, TestSource,
-                                    decode_index, encode_index, open_source)
+from runtime.stream.sinks import CallbackSink, GstPipeSink, ImageSequenceSink, NullSink, Sink, VideoFileSink, open_sink
+from runtime.stream.sources import (
+                                 CaptureSource,
+                                 GstPipeSource,
+                                 ImageSequenceSource,
+                                 Source,
+                                 TestSource,
+                                 decode_index,
+                                 encode_index,
+                                 open_source,
+)
 from runtime.stream.uri import Uri, UriError, parse_sink, parse_source
 
 __all__ = [

@@ -20,14 +20,15 @@ import collections
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
 
-from runtime.stream.errors import DeblurError, MapError, SinkError, SourceError, StreamError
 from runtime.pyramid import DEFAULT_MAX_RADIUS_PX
+from runtime.stream.errors import DeblurError, MapError, SinkError, SourceError, StreamError
 from runtime.stream.maps import Frame, MapProvider, as_map_provider
 from runtime.stream.sinks import CallbackSink, ImageSequenceSink, NullSink, Sink, VideoFileSink, open_sink
 from runtime.stream.sources import Source, open_source
@@ -649,7 +650,7 @@ class StreamRunner:
         self._shutdown()
         self._close_sink()
 
-    def __enter__(self) -> "StreamRunner":
+    def __enter__(self) -> StreamRunner:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -18,8 +18,9 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -136,8 +137,9 @@ class VideoFileSink(Sink):
         self._shape, self._dtype = image.shape, image.dtype
 
     def _open_av(self, width: int, height: int) -> None:
-        import av
         from fractions import Fraction
+
+        import av
 
         container = av.open(str(self.path), "w")
         stream = container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))

@@ -23,8 +23,9 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -60,7 +61,7 @@ class Source:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> "Source":
+    def __enter__(self) -> Source:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -113,7 +114,7 @@ class TestSource(Source):
         self._t0: float | None = None
 
     @classmethod
-    def from_uri(cls, uri: Uri) -> "TestSource":
+    def from_uri(cls, uri: Uri) -> TestSource:
         o = uri.options
         w, h = (int(v) for v in o.get("size", "160x120").lower().split("x"))
         live = uri.is_live
