@@ -36,8 +36,15 @@ TORCH_EAGER_CUDA = "torch-eager-cuda"
 
 #: Packages whose versions every report records.
 VERSIONED_PACKAGES: tuple[str, ...] = (
-    "svbr-net", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch", "opencv-python-headless",
-    "tensorrt", "matplotlib",
+    "svbr-net",
+    "numpy",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "torch",
+    "opencv-python-headless",
+    "tensorrt",
+    "matplotlib",
 )
 
 
@@ -97,8 +104,10 @@ def display_path(path: Path) -> str:
 
 def calibrate_hint(precision: str, path: Path) -> str:
     """The note shown when a precision's model file is missing."""
-    return (f"{precision}: no model at {display_path(path)} (run `svbr calibrate --precision {precision} "
-            f"--model {display_path(BUNDLED_MODEL_PATH)} -o {display_path(path)}`)")
+    return (
+        f"{precision}: no model at {display_path(path)} (run `svbr calibrate --precision {precision} "
+        f"--model {display_path(BUNDLED_MODEL_PATH)} -o {display_path(path)}`)"
+    )
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,17 +115,29 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     from runtime.arguments import add_alias
 
     group = parser.add_argument_group("models")
-    group.add_argument("--model-fp32", type=Path, metavar="ONNX",
-                       help="FP32 ONNX model (default: the bundled runtime/models/svbrnet.onnx, "
-                            "else exported now from --weights)")
+    group.add_argument(
+        "--model-fp32",
+        type=Path,
+        metavar="ONNX",
+        help="FP32 ONNX model (default: the bundled runtime/models/svbrnet.onnx, else exported now from --weights)",
+    )
     for precision in ("fp16", "int8"):
-        group.add_argument(f"--model-{precision}", type=Path, metavar="ONNX",
-                           default=DEFAULT_MODEL_PATHS[precision],
-                           help=f"{precision.upper()} ONNX model from `svbr calibrate --precision {precision}` "
-                                f"(default: {DEFAULT_MODEL_PATHS[precision]}; skipped with a note when missing)")
-    group.add_argument("--weights", dest="checkpoint", type=Path, metavar="PT",
-                       help="PyTorch weights for PyTorch eager and for exporting a missing FP32 model "
-                            "(default: the bundled training/weights/svbrnet_cpu.pt)")
+        group.add_argument(
+            f"--model-{precision}",
+            type=Path,
+            metavar="ONNX",
+            default=DEFAULT_MODEL_PATHS[precision],
+            help=f"{precision.upper()} ONNX model from `svbr calibrate --precision {precision}` "
+            f"(default: {DEFAULT_MODEL_PATHS[precision]}; skipped with a note when missing)",
+        )
+    group.add_argument(
+        "--weights",
+        dest="checkpoint",
+        type=Path,
+        metavar="PT",
+        help="PyTorch weights for PyTorch eager and for exporting a missing FP32 model "
+        "(default: the bundled training/weights/svbrnet_cpu.pt)",
+    )
     add_alias(group, "--checkpoint", "checkpoint", "--weights", type=Path)
 
 
@@ -176,8 +197,11 @@ def resolve_models(
         if path is None:
             path = DEFAULT_MODEL_PATHS[precision]
         if not Path(path).is_file():
-            files.missing[precision] = (f"fp32: no model at {display_path(path)}" if precision == "fp32"
-                                        else calibrate_hint(precision, Path(path)))
+            files.missing[precision] = (
+                f"fp32: no model at {display_path(path)}"
+                if precision == "fp32"
+                else calibrate_hint(precision, Path(path))
+            )
             continue
         files.paths[precision] = Path(path)
     return files
@@ -212,8 +236,9 @@ class TorchEagerBackend(Backend):
         threads: ``torch.set_num_threads`` for the CPU; ``None`` = torch's default.
     """
 
-    def __init__(self, checkpoint: Path | None, device: str = "cpu", precision: str = "fp32",
-                 threads: int | None = None) -> None:
+    def __init__(
+        self, checkpoint: Path | None, device: str = "cpu", precision: str = "fp32", threads: int | None = None
+    ) -> None:
         import torch
 
         from training.model import SVBRNet, load_model
@@ -302,8 +327,20 @@ def cpu_model() -> str:
 
 #: ISA flags that decide whether FP16 / INT8 arithmetic has fast CPU kernels.
 CPU_FLAGS_OF_INTEREST: tuple[str, ...] = (
-    "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8",
-    "fphp", "asimdhp", "asimddp", "i8mm", "bf16",  # ARM (Jetson): FP16 arithmetic, int8 dot products
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_int8",
+    "fphp",
+    "asimdhp",
+    "asimddp",
+    "i8mm",
+    "bf16",  # ARM (Jetson): FP16 arithmetic, int8 dot products
 )
 
 
@@ -335,8 +372,13 @@ def gpu_names() -> list[str]:
     if shutil.which("nvidia-smi") is None:
         return []
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.splitlines() if line.strip()]

@@ -33,8 +33,13 @@ from runtime.arguments import add_output
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.compare_cpu", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", action="append", required=True, metavar="LABEL=PATH",
-                        help="a model to time (repeat; the first is the baseline of the ratios)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="LABEL=PATH",
+        help="a model to time (repeat; the first is the baseline of the ratios)",
+    )
     parser.add_argument("--sizes", default="1280x720", help="WxH,... (default 1280x720)")
     parser.add_argument("--runs", type=int, default=5, help="timed calls per model and size (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls per model and size first (default 1)")
@@ -50,14 +55,23 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     models = dict(item.split("=", 1) for item in args.model)
     labels = list(models)
-    report: dict = {"threads": args.threads, "runs": args.runs, "tile": args.tile or None,
-                    "load_average_start": os.getloadavg(), "models": models, "kernels": {}, "results": []}
+    report: dict = {
+        "threads": args.threads,
+        "runs": args.runs,
+        "tile": args.tile or None,
+        "load_average_start": os.getloadavg(),
+        "models": models,
+        "kernels": {},
+        "results": [],
+    }
     for label, path in models.items():
         graph = onnxruntime_cpu_graph(Path(path), args.threads)
         report["kernels"][label] = graph
         print(f"{label}: ONNX Runtime CPU runs {graph['operators']}")
-    deblurrers = {label: Deblurrer(path, backend="onnxruntime-cpu", tile=args.tile or None, threads=args.threads)
-                  for label, path in models.items()}
+    deblurrers = {
+        label: Deblurrer(path, backend="onnxruntime-cpu", tile=args.tile or None, threads=args.threads)
+        for label, path in models.items()
+    }
     rng = np.random.default_rng(0)
     for size in args.sizes.split(","):
         width, height = (int(v) for v in size.split("x"))
@@ -82,19 +96,27 @@ def main(argv: list[str] | None = None) -> int:
             image_to_network(image[None], "bgr"), map_to_network(radius[None])
             network_to_image(fake_output, np.dtype(np.uint8), "bgr")
             numpy_ms.append((time.perf_counter() - start) * 1e3)
-        report["results"].append({"model": "numpy normalisation alone", "size": size,
-                                  "p50_ms": round(float(np.median(numpy_ms)), 1)})
-        print(f"{size} numpy normalisation + conversion back alone (float-I/O path): "
-              f"p50 {np.median(numpy_ms):.1f} ms")
+        report["results"].append(
+            {"model": "numpy normalisation alone", "size": size, "p50_ms": round(float(np.median(numpy_ms)), 1)}
+        )
+        print(f"{size} numpy normalisation + conversion back alone (float-I/O path): p50 {np.median(numpy_ms):.1f} ms")
         base = float(np.median(times[labels[0]]))
         for label in labels:
             p50 = float(np.median(times[label]))
-            row = {"model": label, "size": size, "p50_ms": round(p50, 1), "min_ms": round(min(times[label]), 1),
-                   "ratio_vs_first": round(base / p50, 3), "saving_ms_vs_first": round(base - p50, 1),
-                   "times_ms": [round(t, 1) for t in times[label]]}
+            row = {
+                "model": label,
+                "size": size,
+                "p50_ms": round(p50, 1),
+                "min_ms": round(min(times[label]), 1),
+                "ratio_vs_first": round(base / p50, 3),
+                "saving_ms_vs_first": round(base - p50, 1),
+                "times_ms": [round(t, 1) for t in times[label]],
+            }
             report["results"].append(row)
-            print(f"{size} {label:>12}: p50 {p50:8.1f} ms  min {row['min_ms']:8.1f} ms  "
-                  f"{row['ratio_vs_first']:.3f}× {labels[0]} ({row['saving_ms_vs_first']:+.1f} ms)")
+            print(
+                f"{size} {label:>12}: p50 {p50:8.1f} ms  min {row['min_ms']:8.1f} ms  "
+                f"{row['ratio_vs_first']:.3f}× {labels[0]} ({row['saving_ms_vs_first']:+.1f} ms)"
+            )
     report["load_average_end"] = os.getloadavg()
     print(f"load average {report['load_average_start'][0]:.2f} -> {report['load_average_end'][0]:.2f}")
     if args.out:

@@ -88,8 +88,11 @@ def estimate(rgb: np.ndarray, timings: dict | None = None, method: str = "learne
 
 def map_errors(estimated: np.ndarray, true: np.ndarray) -> dict[str, float]:
     error = estimated.astype(np.float64) - true
-    return {"mae": float(np.abs(error).mean()), "bias": float(error.mean()),
-            "within_0.5": float(np.mean(np.abs(error) <= 0.5 + 1e-6))}
+    return {
+        "mae": float(np.abs(error).mean()),
+        "bias": float(error.mean()),
+        "within_0.5": float(np.mean(np.abs(error) <= 0.5 + 1e-6)),
+    }
 
 
 def mean_errors(rows: list[dict[str, float]]) -> dict[str, float]:
@@ -136,8 +139,7 @@ def run_fit(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  fit r={radius:.1f}: raw median {raw_medians[-1]:.3f}", flush=True)
     increasing = np.maximum.accumulate(np.array(raw_medians))
     increasing += np.arange(increasing.size) * 1e-3  # strictly increasing for interpolation
-    table = {"CALIBRATION_RAW_PX": [round(float(v), 3) for v in increasing],
-             "CALIBRATION_RADIUS_PX": list(FIT_RADII)}
+    table = {"CALIBRATION_RAW_PX": [round(float(v), 3) for v in increasing], "CALIBRATION_RADIUS_PX": list(FIT_RADII)}
     print("  paste into runtime/estimate.py:")
     for name, values in table.items():
         print(f"  {name}: tuple[float, ...] = ({', '.join(f'{v:g}' for v in values)})")
@@ -157,14 +159,26 @@ def run_calibration(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             errors.append(float(np.abs(est - radius).mean()))
         pooled = np.concatenate(values)
         p10, p25, p50, p75, p90 = np.percentile(pooled, [10, 25, 50, 75, 90])
-        levels.append({"radius": radius, "median": float(p50), "p25": float(p25), "p75": float(p75),
-                       "p10": float(p10), "p90": float(p90), "mae": float(np.mean(errors)),
-                       "median_of_photo_medians": float(np.median(medians))})
-        print(f"  calibration r={radius:.1f}: median {p50:.2f} IQR {p25:.2f}-{p75:.2f} MAE {np.mean(errors):.2f}",
-              flush=True)
+        levels.append(
+            {
+                "radius": radius,
+                "median": float(p50),
+                "p25": float(p25),
+                "p75": float(p75),
+                "p10": float(p10),
+                "p90": float(p90),
+                "mae": float(np.mean(errors)),
+                "median_of_photo_medians": float(np.median(medians)),
+            }
+        )
+        print(
+            f"  calibration r={radius:.1f}: median {p50:.2f} IQR {p25:.2f}-{p75:.2f} MAE {np.mean(errors):.2f}",
+            flush=True,
+        )
     mid = [lv for lv in levels if 1.0 <= lv["radius"] <= 5.0]
     result = {
-        "photos": len(photos), "levels": levels,
+        "photos": len(photos),
+        "levels": levels,
         "monotone": bool(all(b["median"] >= a["median"] for a, b in zip(levels, levels[1:]))),
         "within_0.5_for_1_to_5": bool(all(abs(lv["median"] - lv["radius"]) <= 0.5 for lv in mid)),
         "max_abs_median_error_1_to_5": float(max(abs(lv["median"] - lv["radius"]) for lv in mid)),
@@ -183,10 +197,12 @@ def plot_calibration(levels: list[dict[str, float]], photos: int, path: Path) ->
     fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=110)
     ax.fill_between(r, r - 0.5, r + 0.5, color="0.9", label="±0.5 px")
     ax.plot(r, r, color="0.5", lw=1, label="ideal")
-    ax.fill_between(r, [lv["p10"] for lv in levels], [lv["p90"] for lv in levels], color="C0", alpha=0.15,
-                    label="10–90 %")
-    ax.fill_between(r, [lv["p25"] for lv in levels], [lv["p75"] for lv in levels], color="C0", alpha=0.35,
-                    label="25–75 %")
+    ax.fill_between(
+        r, [lv["p10"] for lv in levels], [lv["p90"] for lv in levels], color="C0", alpha=0.15, label="10–90 %"
+    )
+    ax.fill_between(
+        r, [lv["p25"] for lv in levels], [lv["p75"] for lv in levels], color="C0", alpha=0.35, label="25–75 %"
+    )
     ax.plot(r, [lv["median"] for lv in levels], "o-", color="C0", label="median")
     ax.set_xlabel("true disk radius (px), uniform blur")
     ax.set_ylabel("estimated radius (px)")
@@ -217,16 +233,21 @@ def run_dense(args: argparse.Namespace) -> dict[str, Any]:
             est_rows.append(map_errors(estimate(blurry), true))
             tab_rows.append(map_errors(estimate(blurry, method="table"), true))
             aug_rows.append(map_errors(propagate(blurry, true, method="domain_transform"), true))
-        families[family] = {"estimated": mean_errors(est_rows), "table": mean_errors(tab_rows),
-                            "augmented_dt": mean_errors(aug_rows)}
+        families[family] = {
+            "estimated": mean_errors(est_rows),
+            "table": mean_errors(tab_rows),
+            "augmented_dt": mean_errors(aug_rows),
+        }
         all_est += est_rows
         all_tab += tab_rows
         all_aug += aug_rows
         e = families[family]["estimated"]
         print(f"  dense {family}: MAE {e['mae']:.3f} bias {e['bias']:+.3f} within {e['within_0.5']:.2f}", flush=True)
-    return {"photos_per_family": args.photos, "families": families,
-            "all": {"estimated": mean_errors(all_est), "table": mean_errors(all_tab),
-                    "augmented_dt": mean_errors(all_aug)}}
+    return {
+        "photos_per_family": args.photos,
+        "families": families,
+        "all": {"estimated": mean_errors(all_est), "table": mean_errors(all_tab), "augmented_dt": mean_errors(all_aug)},
+    }
 
 
 def mosaic(paths: list[Path], rows: int, cols: int) -> np.ndarray:
@@ -248,13 +269,15 @@ def run_robustness(args: argparse.Namespace) -> dict[str, Any]:
             blurry = blur(rgb, true)
             for condition in conditions:
                 rows[condition].append(map_errors(estimate(degrade(blurry, condition, rng)), true))
-    result: dict[str, Any] = {"photos_per_family": count,
-                              "conditions": {c: mean_errors(r) for c, r in rows.items()}}
+    result: dict[str, Any] = {"photos_per_family": count, "conditions": {c: mean_errors(r) for c, r in rows.items()}}
     for c, m in result["conditions"].items():
         print(f"  robustness {c}: MAE {m['mae']:.3f} bias {m['bias']:+.3f}", flush=True)
 
-    sizes = {"0.3 MP (480×640)": (1, 1, None), "1.2 MP (960×1280)": (2, 2, None),
-             "2 MP (1224×1632)": (2, 3, (1224, 1632))}
+    sizes = {
+        "0.3 MP (480×640)": (1, 1, None),
+        "1.2 MP (960×1280)": (2, 2, None),
+        "2 MP (1224×1632)": (2, 3, (1224, 1632)),
+    }
     photos = validation_photos(args.images, 6 * 4, offset=7)
     size_rows: dict[str, Any] = {}
     for name, (r, c, crop) in sizes.items():
@@ -307,21 +330,36 @@ def run_speed(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     small = out / "_big_source.npy"
     np.save(small, blurry)
     try:
-        done = subprocess.run([sys.executable, "-c", _BIG_SCRIPT, str(small)], capture_output=True, text=True,
-                              timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        done = subprocess.run(
+            [sys.executable, "-c", _BIG_SCRIPT, str(small)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
     finally:
         small.unlink(missing_ok=True)
     if done.returncode != 0:
         raise RuntimeError(done.stderr)
     seconds, before_mb, peak_mb, h, w = done.stdout.split()
-    big = {"size": f"{w}×{h}", "seconds": float(seconds), "rss_before_mb": float(before_mb),
-           "peak_rss_mb": float(peak_mb)}
-    print(f"  speed 24 MP: {float(seconds):.2f} s, peak RSS {float(peak_mb):.0f} MB "
-          f"(photo loaded: {float(before_mb):.0f} MB)", flush=True)
-    return {"size_1_2mp": f"{image.shape[1]}×{image.shape[0]}", "stages_seconds": stages, "24mp": big,
-            "cpu": cpu_model(), "load_average": os.getloadavg()}
-
-
+    big = {
+        "size": f"{w}×{h}",
+        "seconds": float(seconds),
+        "rss_before_mb": float(before_mb),
+        "peak_rss_mb": float(peak_mb),
+    }
+    print(
+        f"  speed 24 MP: {float(seconds):.2f} s, peak RSS {float(peak_mb):.0f} MB "
+        f"(photo loaded: {float(before_mb):.0f} MB)",
+        flush=True,
+    )
+    return {
+        "size_1_2mp": f"{image.shape[1]}×{image.shape[0]}",
+        "stages_seconds": stages,
+        "24mp": big,
+        "cpu": cpu_model(),
+        "load_average": os.getloadavg(),
+    }
 
 
 def run_end_to_end(args: argparse.Namespace) -> dict[str, Any]:
@@ -332,9 +370,12 @@ def run_end_to_end(args: argparse.Namespace) -> dict[str, Any]:
     model = args.model or BUNDLED_MODEL_PATH
     deblurrer = Deblurrer(model, backend="onnxruntime-cpu", tile=None, threads=1)
     rng = np.random.default_rng(4)
-    scores: dict[str, list[tuple[float, float]]] = {"blurry input": [], "SVBR-Net, true map": [],
-                                                     "SVBR-Net, estimated map": [],
-                                                     "SVBR-Net, estimated map (method=table)": []}
+    scores: dict[str, list[tuple[float, float]]] = {
+        "blurry input": [],
+        "SVBR-Net, true map": [],
+        "SVBR-Net, estimated map": [],
+        "SVBR-Net, estimated map (method=table)": [],
+    }
     map_rows = []
     skipped = 0
     photos = validation_photos(args.images, args.photos * 2, offset=5)
@@ -349,20 +390,31 @@ def run_end_to_end(args: argparse.Namespace) -> dict[str, Any]:
                 continue
             estimated = estimate(blurry)
             map_rows.append(map_errors(estimated, true))
-            outputs = {"blurry input": blurry,
-                       "SVBR-Net, true map": deblurrer.deblur(blurry, true, channel_order="rgb"),
-                       "SVBR-Net, estimated map": deblurrer.deblur(blurry, estimated, channel_order="rgb"),
-                       "SVBR-Net, estimated map (method=table)":
-                           deblurrer.deblur(blurry, estimate(blurry, method="table"), channel_order="rgb")}
+            outputs = {
+                "blurry input": blurry,
+                "SVBR-Net, true map": deblurrer.deblur(blurry, true, channel_order="rgb"),
+                "SVBR-Net, estimated map": deblurrer.deblur(blurry, estimated, channel_order="rgb"),
+                "SVBR-Net, estimated map (method=table)": deblurrer.deblur(
+                    blurry, estimate(blurry, method="table"), channel_order="rgb"
+                ),
+            }
             for name, output in outputs.items():
                 scores[name].append((psnr(sharp, output), ssim(sharp, output)))
     deblurrer.close()
-    rows = {name: {"psnr": float(np.mean([s[0] for s in v])), "ssim": float(np.mean([s[1] for s in v]))}
-            for name, v in scores.items()}
+    rows = {
+        name: {"psnr": float(np.mean([s[0] for s in v])), "ssim": float(np.mean([s[1] for s in v]))}
+        for name, v in scores.items()
+    }
     for name, m in rows.items():
         print(f"  end to end {name}: {m['ssim']:.3f} / {m['psnr']:.2f} dB", flush=True)
-    return {"model": str(model), "samples": len(map_rows), "skipped_blur_free": skipped,
-            "size": f"{END_TO_END_HW[0]}×{END_TO_END_HW[1]} (H×W)", "rows": rows, "map_errors": mean_errors(map_rows)}
+    return {
+        "model": str(model),
+        "samples": len(map_rows),
+        "skipped_blur_free": skipped,
+        "size": f"{END_TO_END_HW[0]}×{END_TO_END_HW[1]} (H×W)",
+        "rows": rows,
+        "map_errors": mean_errors(map_rows),
+    }
 
 
 # --- report -----------------------------------------------------------------------
@@ -373,62 +425,109 @@ def to_markdown(report: dict[str, Any]) -> str:
 
     def command(part: str) -> list[str]:
         return [f"Command: `{report[part]['command']}`", ""] if "command" in report[part] else []
+
     if "calibration" in report:
         c = report["calibration"]
-        lines += [f"## Per-level calibration ({c['photos']} validation photos, 480×640, uniform disk blur)", "",
-                  *command("calibration"), "| true r (px) | median | 25–75 % | MAE |", "| ---: | ---: | ---: | ---: |"]
-        lines += [f"| {lv['radius']:.1f} | {lv['median']:.2f} | {lv['p25']:.2f}–{lv['p75']:.2f} | {lv['mae']:.2f} |"
-                  for lv in c["levels"]]
-        lines += ["", f"Monotone: {c['monotone']}; median within ±0.5 px for 1–5 px: {c['within_0.5_for_1_to_5']} "
-                      f"(worst {c['max_abs_median_error_1_to_5']:.2f} px).", ""]
+        lines += [
+            f"## Per-level calibration ({c['photos']} validation photos, 480×640, uniform disk blur)",
+            "",
+            *command("calibration"),
+            "| true r (px) | median | 25–75 % | MAE |",
+            "| ---: | ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {lv['radius']:.1f} | {lv['median']:.2f} | {lv['p25']:.2f}–{lv['p75']:.2f} | {lv['mae']:.2f} |"
+            for lv in c["levels"]
+        ]
+        lines += [
+            "",
+            f"Monotone: {c['monotone']}; median within ±0.5 px for 1–5 px: {c['within_0.5_for_1_to_5']} "
+            f"(worst {c['max_abs_median_error_1_to_5']:.2f} px).",
+            "",
+        ]
     if "dense" in report:
         d = report["dense"]
-        lines += [f"## Dense maps, 13 families ({d['photos_per_family']} validation photos each, 480×640)", "",
-                  *command("dense"),
-                  "| family | MAE (px) | bias (px) | within ±0.5 px | method=\"table\": MAE / within ±0.5 "
-                  "| augmented DT map (true radii at edges): MAE / within ±0.5 |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            f"## Dense maps, 13 families ({d['photos_per_family']} validation photos each, 480×640)",
+            "",
+            *command("dense"),
+            '| family | MAE (px) | bias (px) | within ±0.5 px | method="table": MAE / within ±0.5 '
+            "| augmented DT map (true radii at edges): MAE / within ±0.5 |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for name, f in {**d["families"], "**all**": d["all"]}.items():
             e, a, t = f["estimated"], f["augmented_dt"], f.get("table")
             table = f"{t['mae']:.3f} / {100 * t['within_0.5']:.0f} %" if t else ""
-            lines.append(f"| {name} | {e['mae']:.3f} | {e['bias']:+.3f} | {100 * e['within_0.5']:.0f} % | {table} | "
-                         f"{a['mae']:.3f} / {100 * a['within_0.5']:.0f} % |")
+            lines.append(
+                f"| {name} | {e['mae']:.3f} | {e['bias']:+.3f} | {100 * e['within_0.5']:.0f} % | {table} | "
+                f"{a['mae']:.3f} / {100 * a['within_0.5']:.0f} % |"
+            )
         lines.append("")
     if "robustness" in report:
         r = report["robustness"]
-        lines += [f"## Robustness (13 families × {r['photos_per_family']} photos)", "",
-                  *command("robustness"),
-                  "| condition | MAE (px) | bias (px) | within ±0.5 px |", "| --- | ---: | ---: | ---: |"]
-        lines += [f"| {k} | {m['mae']:.3f} | {m['bias']:+.3f} | {100 * m['within_0.5']:.0f} % |"
-                  for k, m in r["conditions"].items()]
-        lines += ["", "| size (mosaics of validation photos) | MAE (px) | bias (px) | within ±0.5 px | time (median) |",
-                  "| --- | ---: | ---: | ---: | ---: |"]
-        lines += [f"| {k} | {m['mae']:.3f} | {m['bias']:+.3f} | {100 * m['within_0.5']:.0f} % | {m['seconds_median']:.2f} s |"
-                  for k, m in r["sizes"].items()]
+        lines += [
+            f"## Robustness (13 families × {r['photos_per_family']} photos)",
+            "",
+            *command("robustness"),
+            "| condition | MAE (px) | bias (px) | within ±0.5 px |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {k} | {m['mae']:.3f} | {m['bias']:+.3f} | {100 * m['within_0.5']:.0f} % |"
+            for k, m in r["conditions"].items()
+        ]
+        lines += [
+            "",
+            "| size (mosaics of validation photos) | MAE (px) | bias (px) | within ±0.5 px | time (median) |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {k} | {m['mae']:.3f} | {m['bias']:+.3f} | {100 * m['within_0.5']:.0f} % | {m['seconds_median']:.2f} s |"
+            for k, m in r["sizes"].items()
+        ]
         lines.append("")
     if "speed" in report:
         s = report["speed"]
-        lines += [f"## Speed ({s['cpu']}, 1 thread; load average {s['load_average'][0]:.1f})", "", *command("speed"),
-                  f"{s['size_1_2mp']} (1.2 MP), median of 3: " +
-                  ", ".join(f"{k} {v:.3f} s" for k, v in s["stages_seconds"].items()) + ".", "",
-                  f"24 MP ({s['24mp']['size']}): {s['24mp']['seconds']:.2f} s, peak RSS {s['24mp']['peak_rss_mb']:.0f} MB "
-                  f"(of which {s['24mp']['rss_before_mb']:.0f} MB before the call: interpreter, libraries and the photo).",
-                  ""]
+        lines += [
+            f"## Speed ({s['cpu']}, 1 thread; load average {s['load_average'][0]:.1f})",
+            "",
+            *command("speed"),
+            f"{s['size_1_2mp']} (1.2 MP), median of 3: "
+            + ", ".join(f"{k} {v:.3f} s" for k, v in s["stages_seconds"].items())
+            + ".",
+            "",
+            f"24 MP ({s['24mp']['size']}): {s['24mp']['seconds']:.2f} s, peak RSS {s['24mp']['peak_rss_mb']:.0f} MB "
+            f"(of which {s['24mp']['rss_before_mb']:.0f} MB before the call: interpreter, libraries and the photo).",
+            "",
+        ]
     if "end_to_end" in report:
         e = report["end_to_end"]
-        lines += [f"## End to end ({e['samples']} validation samples {e['size']}, model {Path(e['model']).name})", "",
-                  *command("end_to_end"), "| input to SVBR-Net | SSIM | PSNR (dB) |", "| --- | ---: | ---: |"]
+        lines += [
+            f"## End to end ({e['samples']} validation samples {e['size']}, model {Path(e['model']).name})",
+            "",
+            *command("end_to_end"),
+            "| input to SVBR-Net | SSIM | PSNR (dB) |",
+            "| --- | ---: | ---: |",
+        ]
         lines += [f"| {k} | {m['ssim']:.3f} | {m['psnr']:.2f} |" for k, m in e["rows"].items()]
         m = e["map_errors"]
-        lines += ["", f"Estimated maps on these samples: MAE {m['mae']:.3f} px, bias {m['bias']:+.3f} px, "
-                      f"{100 * m['within_0.5']:.0f} % within ±0.5 px.", ""]
+        lines += [
+            "",
+            f"Estimated maps on these samples: MAE {m['mae']:.3f} px, bias {m['bias']:+.3f} px, "
+            f"{100 * m['within_0.5']:.0f} % within ±0.5 px.",
+            "",
+        ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.estimate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=Path, default=Path("../shared/datasets/sharp-train"),
-                        help="folder of sharp photos; only its validation split (seed 0) is used")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=Path("../shared/datasets/sharp-train"),
+        help="folder of sharp photos; only its validation split (seed 0) is used",
+    )
     parser.add_argument("--photos", type=int, default=16, help="validation photos per level / family (default 16)")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     parser.add_argument("--fit-photos", type=int, default=24, help="training photos for --parts fit (default 24)")
@@ -444,9 +543,14 @@ def main(argv: list[str] | None = None) -> int:
     report_path = args.out / "estimate.json"
     report: dict[str, Any] = json.loads(report_path.read_text()) if report_path.is_file() else {}
     command = "python -m benchmarks.estimate " + " ".join(argv if argv is not None else sys.argv[1:])
-    runners = {"calibration": lambda: run_calibration(args, args.out), "dense": lambda: run_dense(args),
-               "robustness": lambda: run_robustness(args), "speed": lambda: run_speed(args, args.out),
-               "end_to_end": lambda: run_end_to_end(args), "fit": lambda: run_fit(args)}
+    runners = {
+        "calibration": lambda: run_calibration(args, args.out),
+        "dense": lambda: run_dense(args),
+        "robustness": lambda: run_robustness(args),
+        "speed": lambda: run_speed(args, args.out),
+        "end_to_end": lambda: run_end_to_end(args),
+        "fit": lambda: run_fit(args),
+    }
     for part in parts:
         print(f"estimate benchmark: {part}", flush=True)
         start = time.perf_counter()

@@ -55,8 +55,14 @@ DEFAULT_OUT = Path("reports/large_blur")
 PYRAMID, SINGLE = 48.0, 6.0
 
 
-def large_field(family: str, height: int, width: int, rng: np.random.Generator,
-                low: float = FIELD_RANGE_PX[0], high: float = FIELD_RANGE_PX[1]) -> np.ndarray:
+def large_field(
+    family: str,
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    low: float = FIELD_RANGE_PX[0],
+    high: float = FIELD_RANGE_PX[1],
+) -> np.ndarray:
     """A ``training.synthesis`` family map (0-6 px) mapped linearly onto [low, high] px: float32 H×W."""
     from training.synthesis import draw_map
 
@@ -106,8 +112,10 @@ def run_fit(args: argparse.Namespace) -> dict[str, Any]:
         for level, values in pooled.items():
             if values:
                 medians[level][radius] = float(np.median(np.concatenate(values)))
-        print(f"  fit r={radius}: " + ", ".join(f"level {k} {v[radius]:.3f}" for k, v in medians.items()
-                                               if radius in v), flush=True)
+        print(
+            f"  fit r={radius}: " + ", ".join(f"level {k} {v[radius]:.3f}" for k, v in medians.items() if radius in v),
+            flush=True,
+        )
     table: dict[int, tuple[list[float], list[float]]] = {}
     for level, by_radius in medians.items():
         radii = sorted(by_radius)
@@ -117,11 +125,16 @@ def run_fit(args: argparse.Namespace) -> dict[str, Any]:
     print("  paste into runtime/estimate.py:")
     print("  PYRAMID_CALIBRATION: dict[int, tuple[tuple[float, ...], tuple[float, ...]]] = {")
     for level, (raw, radius) in table.items():
-        print(f"      {level}: (({', '.join(f'{v:g}' for v in raw)}),\n"
-              f"          ({', '.join(f'{v:g}' for v in radius)})),")
+        print(
+            f"      {level}: (({', '.join(f'{v:g}' for v in raw)}),\n"
+            f"          ({', '.join(f'{v:g}' for v in radius)})),"
+        )
     print("  }")
-    return {"training_photos": len(photos), "medians": {str(k): v for k, v in medians.items()},
-            "PYRAMID_CALIBRATION": {str(k): v for k, v in table.items()}}
+    return {
+        "training_photos": len(photos),
+        "medians": {str(k): v for k, v in medians.items()},
+        "PYRAMID_CALIBRATION": {str(k): v for k, v in table.items()},
+    }
 
 
 def run_calibration(args: argparse.Namespace) -> dict[str, Any]:
@@ -143,18 +156,29 @@ def run_calibration(args: argparse.Namespace) -> dict[str, Any]:
         row: dict[str, Any] = {"radius": radius, "levels": {}}
         for level, values in per_level.items():
             pooled = np.concatenate(values) if values else np.zeros(0)
-            row["levels"][str(level)] = ({"median": float(np.median(pooled)),
-                                          "p25": float(np.percentile(pooled, 25)),
-                                          "p75": float(np.percentile(pooled, 75)), "edges": int(pooled.size)}
-                                         if pooled.size else None)
+            row["levels"][str(level)] = (
+                {
+                    "median": float(np.median(pooled)),
+                    "p25": float(np.percentile(pooled, 25)),
+                    "p75": float(np.percentile(pooled, 75)),
+                    "edges": int(pooled.size),
+                }
+                if pooled.size
+                else None
+            )
         for limit, maps in final.items():
             pooled = np.concatenate([m[::4, ::4].ravel() for m in maps])
-            row[f"estimate_{limit:g}"] = {"median": float(np.median(pooled)),
-                                          "mae": float(np.mean([np.abs(m - radius).mean() for m in maps]))}
+            row[f"estimate_{limit:g}"] = {
+                "median": float(np.median(pooled)),
+                "mae": float(np.mean([np.abs(m - radius).mean() for m in maps])),
+            }
         rows.append(row)
-        print(f"  calibration r={radius}: " + ", ".join(
-            f"L{k} {v['median']:.2f}" for k, v in row["levels"].items() if v) +
-            f"; estimate {row['estimate_48']['median']:.2f} (MAE {row['estimate_48']['mae']:.2f})", flush=True)
+        print(
+            f"  calibration r={radius}: "
+            + ", ".join(f"L{k} {v['median']:.2f}" for k, v in row["levels"].items() if v)
+            + f"; estimate {row['estimate_48']['median']:.2f} (MAE {row['estimate_48']['mae']:.2f})",
+            flush=True,
+        )
     return {"photos": len(photos), "rows": rows}
 
 
@@ -179,13 +203,18 @@ def run_dense(args: argparse.Namespace) -> dict[str, Any]:
         for limit, estimated in maps.items():
             small[limit].append(map_errors(estimated, true_small))
         identical += int(np.array_equal(maps[PYRAMID], maps[SINGLE]))
-        print(f"  dense {path.name} ({family}): MAE 4-18 px {large[PYRAMID][-1]['mae']:.2f} "
-              f"(single level {large[SINGLE][-1]['mae']:.2f}); 0-6 px {small[PYRAMID][-1]['mae']:.2f} "
-              f"(single level {small[SINGLE][-1]['mae']:.2f})", flush=True)
-    return {"photos": len(photos),
-            "fields_4_18": {f"{k:g}": mean_errors(v) for k, v in large.items()},
-            "families_0_6": {f"{k:g}": mean_errors(v) for k, v in small.items()},
-            "families_0_6_identical": identical}
+        print(
+            f"  dense {path.name} ({family}): MAE 4-18 px {large[PYRAMID][-1]['mae']:.2f} "
+            f"(single level {large[SINGLE][-1]['mae']:.2f}); 0-6 px {small[PYRAMID][-1]['mae']:.2f} "
+            f"(single level {small[SINGLE][-1]['mae']:.2f})",
+            flush=True,
+        )
+    return {
+        "photos": len(photos),
+        "fields_4_18": {f"{k:g}": mean_errors(v) for k, v in large.items()},
+        "families_0_6": {f"{k:g}": mean_errors(v) for k, v in small.items()},
+        "families_0_6_identical": identical,
+    }
 
 
 def run_quality(args: argparse.Namespace) -> dict[str, Any]:
@@ -194,11 +223,18 @@ def run_quality(args: argparse.Namespace) -> dict[str, Any]:
     from training.synthesis import MAP_FAMILIES
 
     model = args.model or BUNDLED_MODEL_PATH
-    deblurrers = {limit: Deblurrer(model, backend="onnxruntime-cpu", tile=512, max_radius_px=limit, threads=1)
-                  for limit in (PYRAMID, SINGLE)}
+    deblurrers = {
+        limit: Deblurrer(model, backend="onnxruntime-cpu", tile=512, max_radius_px=limit, threads=1)
+        for limit in (PYRAMID, SINGLE)
+    }
     rng = np.random.default_rng(11)
-    names = ["blurry", "true map, pyramid (max_radius_px 48)", "true map, single pass (radii clipped to 6 px)",
-             "no map, pyramid (max_radius_px 48)", "no map, single pass (max_radius_px 6)"]
+    names = [
+        "blurry",
+        "true map, pyramid (max_radius_px 48)",
+        "true map, single pass (radii clipped to 6 px)",
+        "no map, pyramid (max_radius_px 48)",
+        "no map, single pass (max_radius_px 6)",
+    ]
     scores: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     map_rows: dict[float, list[dict[str, float]]] = {PYRAMID: [], SINGLE: []}
     seconds: dict[str, list[float]] = {name: [] for name in names[1:]}
@@ -208,8 +244,12 @@ def run_quality(args: argparse.Namespace) -> dict[str, Any]:
         true = large_field(MAP_FAMILIES[index % len(MAP_FAMILIES)], *sharp.shape[:2], rng)
         blurry = blur_large(sharp, true)
         outputs = {"blurry": blurry}
-        for name, limit, radius in ((names[1], PYRAMID, true), (names[2], SINGLE, true),
-                                    (names[3], PYRAMID, None), (names[4], SINGLE, None)):
+        for name, limit, radius in (
+            (names[1], PYRAMID, true),
+            (names[2], SINGLE, true),
+            (names[3], PYRAMID, None),
+            (names[4], SINGLE, None),
+        ):
             start = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
@@ -219,16 +259,26 @@ def run_quality(args: argparse.Namespace) -> dict[str, Any]:
                 map_rows[limit].append(map_errors(used, true))
         for name, output in outputs.items():
             scores[name].append((psnr(sharp, output), ssim(sharp, output)))
-        print(f"  quality {path.name}: " + ", ".join(f"{n.split(',')[0] if n == 'blurry' else n[:22]} "
-                                                    f"{scores[n][-1][0]:.2f}" for n in names), flush=True)
+        print(
+            f"  quality {path.name}: "
+            + ", ".join(f"{n.split(',')[0] if n == 'blurry' else n[:22]} {scores[n][-1][0]:.2f}" for n in names),
+            flush=True,
+        )
     for deblurrer in deblurrers.values():
         deblurrer.close()
-    rows = {name: {"psnr": float(np.mean([s[0] for s in v])), "ssim": float(np.mean([s[1] for s in v]))}
-            for name, v in scores.items()}
-    return {"model": str(model), "photos": len(photos), "size": "480×640 (H×W)",
-            "field_px": list(FIELD_RANGE_PX), "rows": rows,
-            "seconds_median": {name: float(np.median(v)) for name, v in seconds.items()},
-            "estimated_map_errors": {f"{k:g}": mean_errors(v) for k, v in map_rows.items()}}
+    rows = {
+        name: {"psnr": float(np.mean([s[0] for s in v])), "ssim": float(np.mean([s[1] for s in v]))}
+        for name, v in scores.items()
+    }
+    return {
+        "model": str(model),
+        "photos": len(photos),
+        "size": "480×640 (H×W)",
+        "field_px": list(FIELD_RANGE_PX),
+        "rows": rows,
+        "seconds_median": {name: float(np.median(v)) for name, v in seconds.items()},
+        "estimated_map_errors": {f"{k:g}": mean_errors(v) for k, v in map_rows.items()},
+    }
 
 
 # --- report -----------------------------------------------------------------------
@@ -239,57 +289,100 @@ def to_markdown(report: dict[str, Any]) -> str:
 
     def command(part: str) -> list[str]:
         return [f"Command: `{report[part]['command']}`", ""] if "command" in report[part] else []
+
     if "quality" in report:
         q = report["quality"]
         blurry = q["rows"]["blurry"]
-        lines += [f"## Deblurring, {q['photos']} held-out photos {q['size']}, radius fields "
-                  f"{q['field_px'][0]:g}–{q['field_px'][1]:g} px (model {Path(q['model']).name})", "",
-                  *command("quality"), "| input | PSNR (dB) | SSIM | vs blurry | time (median) |",
-                  "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [
+            f"## Deblurring, {q['photos']} held-out photos {q['size']}, radius fields "
+            f"{q['field_px'][0]:g}–{q['field_px'][1]:g} px (model {Path(q['model']).name})",
+            "",
+            *command("quality"),
+            "| input | PSNR (dB) | SSIM | vs blurry | time (median) |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
         for name, m in q["rows"].items():
-            delta = "" if name == "blurry" else f"{m['psnr'] - blurry['psnr']:+.2f} dB / {m['ssim'] - blurry['ssim']:+.3f}"
+            delta = (
+                "" if name == "blurry" else f"{m['psnr'] - blurry['psnr']:+.2f} dB / {m['ssim'] - blurry['ssim']:+.3f}"
+            )
             time_text = f"{q['seconds_median'][name]:.1f} s" if name in q["seconds_median"] else ""
             lines.append(f"| {name} | {m['psnr']:.2f} | {m['ssim']:.3f} | {delta} | {time_text} |")
         errors = q["estimated_map_errors"]
-        lines += ["", "Estimated maps (no map rows): MAE " + ", ".join(
-            f"{e['mae']:.2f} px (max_radius_px {k})" for k, e in errors.items()) + ".", ""]
+        lines += [
+            "",
+            "Estimated maps (no map rows): MAE "
+            + ", ".join(f"{e['mae']:.2f} px (max_radius_px {k})" for k, e in errors.items())
+            + ".",
+            "",
+        ]
     if "calibration" in report:
         c = report["calibration"]
-        lines += [f"## Estimator calibration per pyramid level ({c['photos']} validation photos, uniform disk blur)",
-                  "", *command("calibration"),
-                  "Median per-edge reading in px of the photo (level k: calibrated by `PYRAMID_CALIBRATION`), "
-                  "and the final dense estimate.", "",
-                  "| true r (px) | full size | level ½ | level ¼ | level ⅛ | estimate (48): median / MAE | "
-                  "estimate (6): median / MAE |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            f"## Estimator calibration per pyramid level ({c['photos']} validation photos, uniform disk blur)",
+            "",
+            *command("calibration"),
+            "Median per-edge reading in px of the photo (level k: calibrated by `PYRAMID_CALIBRATION`), "
+            "and the final dense estimate.",
+            "",
+            "| true r (px) | full size | level ½ | level ¼ | level ⅛ | estimate (48): median / MAE | "
+            "estimate (6): median / MAE |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for row in c["rows"]:
             cells = [f"{row['levels'][str(k)]['median']:.2f}" if row["levels"].get(str(k)) else "–" for k in LEVELS]
             e48, e6 = row["estimate_48"], row["estimate_6"]
-            lines.append(f"| {row['radius']} | {' | '.join(cells)} | {e48['median']:.2f} / {e48['mae']:.2f} | "
-                         f"{e6['median']:.2f} / {e6['mae']:.2f} |")
+            lines.append(
+                f"| {row['radius']} | {' | '.join(cells)} | {e48['median']:.2f} / {e48['mae']:.2f} | "
+                f"{e6['median']:.2f} / {e6['mae']:.2f} |"
+            )
         lines.append("")
     if "dense" in report:
         d = report["dense"]
-        lines += [f"## Dense estimated maps ({d['photos']} validation photos)", "", *command("dense"),
-                  "| maps | max_radius_px | MAE (px) | bias (px) | within ±0.5 px |", "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [
+            f"## Dense estimated maps ({d['photos']} validation photos)",
+            "",
+            *command("dense"),
+            "| maps | max_radius_px | MAE (px) | bias (px) | within ±0.5 px |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
         for label, key in (("4–18 px fields", "fields_4_18"), ("0–6 px families", "families_0_6")):
             for limit, e in d[key].items():
-                lines.append(f"| {label} | {limit} | {e['mae']:.2f} | {e['bias']:+.2f} | {100 * e['within_0.5']:.0f} % |")
-        lines += ["", f"0–6 px families: the map with max_radius_px 48 is bit-identical to the single-level map on "
-                      f"{d['families_0_6_identical']} of {d['photos']} photos.", ""]
+                lines.append(
+                    f"| {label} | {limit} | {e['mae']:.2f} | {e['bias']:+.2f} | {100 * e['within_0.5']:.0f} % |"
+                )
+        lines += [
+            "",
+            f"0–6 px families: the map with max_radius_px 48 is bit-identical to the single-level map on "
+            f"{d['families_0_6_identical']} of {d['photos']} photos.",
+            "",
+        ]
     if "fit" in report:
         f = report["fit"]
-        lines += [f"## Fit of `PYRAMID_CALIBRATION` ({f['training_photos']} training photos)", "", *command("fit"),
-                  "```", json.dumps(f["PYRAMID_CALIBRATION"]), "```", ""]
+        lines += [
+            f"## Fit of `PYRAMID_CALIBRATION` ({f['training_photos']} training photos)",
+            "",
+            *command("fit"),
+            "```",
+            json.dumps(f["PYRAMID_CALIBRATION"]),
+            "```",
+            "",
+        ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.large_blur", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=Path, default=Path("../shared/datasets/sharp-train"),
-                        help="folder of sharp photos; only its validation split (seed 0) is measured")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=Path("../shared/datasets/sharp-train"),
+        help="folder of sharp photos; only its validation split (seed 0) is measured",
+    )
     parser.add_argument("--photos", type=int, default=11, help="validation photos per part (default 11)")
     parser.add_argument("--offset", type=int, default=0, help="shift the quality part's photo picks")
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS + EXTRA_PARTS)}")
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS + EXTRA_PARTS)}"
+    )
     parser.add_argument("--fit-photos", type=int, default=16, help="training photos for --parts fit (default 16)")
     parser.add_argument("--model", type=Path, help="ONNX model for quality (default: the bundled model)")
     add_output(parser, dest="out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")

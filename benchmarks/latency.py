@@ -95,10 +95,36 @@ RESULT_MARKER = "SVBR_LATENCY_RESULT "
 
 #: Columns of latency.csv (and the keys every result row has), in order.
 CSV_COLUMNS: tuple[str, ...] = (
-    "backend", "precision", "model_precision", "device", "size", "width", "height", "megapixels",
-    "tile", "tiles", "halo", "batch_size", "warmup", "runs", "p50_ms", "p90_ms", "p99_ms", "mean_ms",
-    "min_ms", "fps", "mp_per_s", "peak_rss_mb", "rss_before_runs_mb", "gpu_memory_mb", "gpu_memory_method",
-    "speedup_vs_torch_eager", "threads", "torch_threads", "onnxruntime_intra_op_threads", "model",
+    "backend",
+    "precision",
+    "model_precision",
+    "device",
+    "size",
+    "width",
+    "height",
+    "megapixels",
+    "tile",
+    "tiles",
+    "halo",
+    "batch_size",
+    "warmup",
+    "runs",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "mean_ms",
+    "min_ms",
+    "fps",
+    "mp_per_s",
+    "peak_rss_mb",
+    "rss_before_runs_mb",
+    "gpu_memory_mb",
+    "gpu_memory_method",
+    "speedup_vs_torch_eager",
+    "threads",
+    "torch_threads",
+    "onnxruntime_intra_op_threads",
+    "model",
 )
 
 
@@ -267,8 +293,9 @@ def backend_options(name: str, precision: str, threads: int) -> dict[str, Any]:
     return options
 
 
-def row_model(name: str, precision: str, overrides: dict[tuple[str, str], str], models: Any,
-              checkpoint: Path | None) -> tuple[str | None, str | None]:
+def row_model(
+    name: str, precision: str, overrides: dict[tuple[str, str], str], models: Any, checkpoint: Path | None
+) -> tuple[str | None, str | None]:
     """(model file, None) for one backend and precision, or (None, why it is skipped)."""
     if (name, precision) in overrides:
         return overrides[(name, precision)], None
@@ -296,8 +323,9 @@ def plan(args: argparse.Namespace, out_dir: Path) -> tuple[list[Config], list[di
     """Every configuration to time, the ones skipped (with reasons) and notes."""
     skipped: list[dict[str, Any]] = []
 
-    def skip(backend: str, precision: str | None, reason: str, size: str | None = None,
-             tile: int | None = None) -> None:
+    def skip(
+        backend: str, precision: str | None, reason: str, size: str | None = None, tile: int | None = None
+    ) -> None:
         skipped.append({"backend": backend, "precision": precision, "size": size, "tile": tile, "reason": reason})
 
     backends = expand_backends(parse_list(args.backends))
@@ -318,13 +346,14 @@ def plan(args: argparse.Namespace, out_dir: Path) -> tuple[list[Config], list[di
             available.append(name)
         else:
             skip(name, None, reason)
-    onnx_wanted = [p for p in precisions
-                   if any(model_kind(n) == "onnx" and (n, p) not in overrides for n in available)]
+    onnx_wanted = [p for p in precisions if any(model_kind(n) == "onnx" and (n, p) not in overrides for n in available)]
     models = resolve_models(args.model_fp32, args.model_fp16, args.model_int8, checkpoint, out_dir, onnx_wanted)
     notes = list(models.notes)
     if any(n in EAGER_DEVICES for n in available) and (checkpoint is None or not checkpoint.is_file()):
-        notes.append(f"PyTorch eager uses random weights (checkpoint {checkpoint} not found): "
-                     "latency does not depend on the weights")
+        notes.append(
+            f"PyTorch eager uses random weights (checkpoint {checkpoint} not found): "
+            "latency does not depend on the weights"
+        )
 
     configs: list[Config] = []
     for name in available:
@@ -341,12 +370,32 @@ def plan(args: argparse.Namespace, out_dir: Path) -> tuple[list[Config], list[di
                     if limit is not None and mp > limit[1]:
                         skip(name, precision, f"above --max-mp {limit[0]}={limit[1]:g} MP", f"{width}x{height}", tile)
                     elif tile is None and mp > args.full_frame_max_mp:
-                        skip(name, precision, f"full frame above --full-frame-max-mp {args.full_frame_max_mp:g} MP "
-                             "(memory grows with the frame); the tiled rows cover this size", f"{width}x{height}", tile)
+                        skip(
+                            name,
+                            precision,
+                            f"full frame above --full-frame-max-mp {args.full_frame_max_mp:g} MP "
+                            "(memory grows with the frame); the tiled rows cover this size",
+                            f"{width}x{height}",
+                            tile,
+                        )
                     else:
-                        configs.append(Config(name, precision, model, options, width, height, tile, args.halo,
-                                              args.batch_size, args.warmup, args.runs, args.max_config_seconds,
-                                              args.threads))
+                        configs.append(
+                            Config(
+                                name,
+                                precision,
+                                model,
+                                options,
+                                width,
+                                height,
+                                tile,
+                                args.halo,
+                                args.batch_size,
+                                args.warmup,
+                                args.runs,
+                                args.max_config_seconds,
+                                args.threads,
+                            )
+                        )
     return configs, skipped, notes
 
 
@@ -380,8 +429,12 @@ def gpu_memory_mb(device: str) -> tuple[float | None, str | None]:
         pass
     if shutil.which("nvidia-smi"):
         try:
-            out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
-                                  "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=20).stdout
+            out = subprocess.run(
+                ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            ).stdout
             for line in out.splitlines():
                 pid, _, used = line.partition(",")
                 if pid.strip() == str(os.getpid()):
@@ -502,7 +555,7 @@ def run_in_subprocess(config: Config, timeout: float | None) -> dict[str, Any]:
         raise RuntimeError(f"timed out after {timeout:g} s (--config-timeout)") from None
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(RESULT_MARKER):
-            return json.loads(line[len(RESULT_MARKER):])
+            return json.loads(line[len(RESULT_MARKER) :])
     lines = (done.stderr or done.stdout).strip().splitlines()
     raise RuntimeError(f"worker exited with {done.returncode}: {lines[-1] if lines else 'no output'}")
 
@@ -539,8 +592,10 @@ def onnxruntime_cpu_graph(model: Path, threads: int) -> dict[str, dict[str, int]
             counts[name] = counts.get(name, 0) + 1
         return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
-    return {"operators": count([node.op_type for node in graph.node]),
-            "weights": count([onnx.TensorProto.DataType.Name(t.data_type).lower() for t in graph.initializer])}
+    return {
+        "operators": count([node.op_type for node in graph.node]),
+        "weights": count([onnx.TensorProto.DataType.Name(t.data_type).lower() for t in graph.initializer]),
+    }
 
 
 def graph_notes(configs: list[Config], threads: int) -> dict[str, dict[str, dict[str, int]]]:
@@ -565,8 +620,9 @@ def add_speedups(rows: list[dict[str, Any]]) -> str | None:
     GPU-only run), PyTorch eager FP32 on CUDA.
     """
     for baseline in (TORCH_EAGER_CPU, TORCH_EAGER_CUDA):
-        reference = {(r["size"], r["tile"]): r["p50_ms"] for r in rows
-                     if r["backend"] == baseline and r["precision"] == "fp32"}
+        reference = {
+            (r["size"], r["tile"]): r["p50_ms"] for r in rows if r["backend"] == baseline and r["precision"] == "fp32"
+        }
         if reference:
             for row in rows:
                 base = reference.get((row["size"], row["tile"]))
@@ -595,11 +651,14 @@ def summary_table(rows: list[dict[str, Any]]) -> list[str]:
         speedup = "" if r["speedup_vs_torch_eager"] is None else f" ({r['speedup_vs_torch_eager']:.2f}×)"
         key = (r["backend"], r["precision"], tile_label(r["tile"]))
         cells.setdefault(key, {})[r["size"]] = f"{r['p50_ms']:.0f}{speedup}"
-    lines = ["| backend | precision | tile | " + " | ".join(sizes) + " |",
-             "| --- | --- | --- | " + " | ".join("---:" for _ in sizes) + " |"]
+    lines = [
+        "| backend | precision | tile | " + " | ".join(sizes) + " |",
+        "| --- | --- | --- | " + " | ".join("---:" for _ in sizes) + " |",
+    ]
     for (backend, precision, tile), by_size in cells.items():
-        lines.append(f"| {backend} | {precision} | {tile} | "
-                     + " | ".join(by_size.get(size, "—") for size in sizes) + " |")
+        lines.append(
+            f"| {backend} | {precision} | {tile} | " + " | ".join(by_size.get(size, "—") for size in sizes) + " |"
+        )
     return lines
 
 
@@ -648,14 +707,22 @@ def to_markdown(report: dict[str, Any]) -> str:
     if report["failed"]:
         lines += ["", "Failed:", ""] + [f"- {f['config']}: {f['error']}" for f in report["failed"]]
     if report["onnxruntime_cpu_graphs"]:
-        lines += ["", "What onnxruntime-cpu runs (operators after its graph optimisations; "
-                      f"CPU flags: {', '.join(machine['cpu_flags']) or 'none of interest'}):", ""]
+        lines += [
+            "",
+            "What onnxruntime-cpu runs (operators after its graph optimisations; "
+            f"CPU flags: {', '.join(machine['cpu_flags']) or 'none of interest'}):",
+            "",
+        ]
         for precision, graph in report["onnxruntime_cpu_graphs"].items():
             if "error" in graph:
                 lines.append(f"- {precision}: not inspected ({next(iter(graph['error']))})")
                 continue
-            lines.append(f"- {precision}: " + ", ".join(f"{n} {op}" for op, n in graph["operators"].items())
-                         + "; weights " + ", ".join(f"{n} {kind}" for kind, n in graph["weights"].items()))
+            lines.append(
+                f"- {precision}: "
+                + ", ".join(f"{n} {op}" for op, n in graph["operators"].items())
+                + "; weights "
+                + ", ".join(f"{n} {kind}" for kind, n in graph["weights"].items())
+            )
     if report["notes"]:
         lines += ["", "Notes:", ""] + [f"- {note}" for note in report["notes"]]
     return "\n".join(lines) + "\n"
@@ -672,7 +739,8 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     series: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for r in rows:
         series.setdefault((f"{r['backend']} {r['precision']}", tile_label(r["tile"])), []).append(
-            (r["megapixels"], r["p50_ms"]))
+            (r["megapixels"], r["p50_ms"])
+        )
     # One colour per backend/precision, one line style per tile size.
     colours = {name: f"C{i % 10}" for i, name in enumerate(dict.fromkeys(name for name, _ in series))}
     styles = {tile: style for tile, style in zip(dict.fromkeys(t for _, t in series), ["-", "--", ":", "-."] * 4)}
@@ -698,9 +766,12 @@ def write_outputs(report: dict[str, Any], out_dir: Path) -> None:
     write_csv(report["results"], out_dir / "latency.csv")
     (out_dir / "latency.md").write_text(to_markdown(report))
     machine = report["machine"]
-    plot(report["results"], out_dir / "latency.png",
-         f"SVBR-Net latency, {machine['cpu']} ({machine['usable_cpus']} cores)"
-         + (f", {machine['gpus'][0]}" if machine["gpus"] else ""))
+    plot(
+        report["results"],
+        out_dir / "latency.png",
+        f"SVBR-Net latency, {machine['cpu']} ({machine['usable_cpus']} cores)"
+        + (f", {machine['gpus'][0]}" if machine["gpus"] else ""),
+    )
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -711,45 +782,87 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks.latency",
         description=__doc__.split("\n\n")[0] + " Times Deblurrer.deblur end to end; one fresh process per row.",
     )
-    parser.add_argument("--backends", default="all",
-                        help="comma list: torch (PyTorch eager, CPU: the baseline), torch-eager-cuda, any registry "
-                             "name (onnxruntime-cpu, onnxruntime-cuda, tensorrt, torch-cuda, ...) or a short name "
-                             f"({', '.join(f'{k}={v}' for k, v in ALIASES.items())}); 'all' = every one but "
-                             f"{', '.join(sorted(NOT_IN_ALL))}. Unavailable ones are listed as skipped (default: all)")
-    parser.add_argument("--precisions", default=",".join(PRECISIONS),
-                        help="comma list of fp32, fp16, int8 (default: all three)")
-    parser.add_argument("--sizes", default=DEFAULT_SIZES,
-                        help="comma list of WIDTHxHEIGHT; WIDTHxHEIGHT@TILE times that size at that tile only "
-                             f"(default: {DEFAULT_SIZES})")
-    parser.add_argument("--tiles", default=DEFAULT_TILES,
-                        help=f"comma list of tile edges in px for every size; 0 = full frame "
-                             f"(default: {DEFAULT_TILES})")
+    parser.add_argument(
+        "--backends",
+        default="all",
+        help="comma list: torch (PyTorch eager, CPU: the baseline), torch-eager-cuda, any registry "
+        "name (onnxruntime-cpu, onnxruntime-cuda, tensorrt, torch-cuda, ...) or a short name "
+        f"({', '.join(f'{k}={v}' for k, v in ALIASES.items())}); 'all' = every one but "
+        f"{', '.join(sorted(NOT_IN_ALL))}. Unavailable ones are listed as skipped (default: all)",
+    )
+    parser.add_argument(
+        "--precisions", default=",".join(PRECISIONS), help="comma list of fp32, fp16, int8 (default: all three)"
+    )
+    parser.add_argument(
+        "--sizes",
+        default=DEFAULT_SIZES,
+        help="comma list of WIDTHxHEIGHT; WIDTHxHEIGHT@TILE times that size at that tile only "
+        f"(default: {DEFAULT_SIZES})",
+    )
+    parser.add_argument(
+        "--tiles",
+        default=DEFAULT_TILES,
+        help=f"comma list of tile edges in px for every size; 0 = full frame (default: {DEFAULT_TILES})",
+    )
     parser.add_argument("--halo", type=int, help="context px around each tile (default: the runtime's 84)")
     parser.add_argument("--batch-size", type=int, help="tiles per backend call (default: the backend's preferred)")
-    parser.add_argument("--runs", type=int, default=10,
-                        help="timed runs per configuration, fewer where --max-config-seconds says so (default: 10)")
-    parser.add_argument("--warmup", type=int, default=1,
-                        help="untimed runs first (allocations, kernel selection); tiled rows warm up on one "
-                             "batch of tiles, which has the timed run's window shape (default: 1)")
-    parser.add_argument("--max-config-seconds", type=float, default=120.0,
-                        help="cut the timed runs of a slow configuration to about this many seconds, keeping >= 1 "
-                             "(default: 120)")
-    parser.add_argument("--threads", type=int, default=default_threads(),
-                        help="CPU threads for PyTorch and ONNX Runtime alike (default: all usable cores)")
-    parser.add_argument("--full-frame-max-mp", type=float, default=2.1,
-                        help="skip full-frame (tile 0) rows above this many MP: activations grow with the frame "
-                             "(default: 2.1, i.e. up to 1920x1080)")
-    parser.add_argument("--max-mp", action="append", metavar="BACKEND[:PRECISION]=MP",
-                        help="skip BACKEND (at PRECISION) above MP megapixels (repeatable), e.g. torch=2.1 "
-                             "or onnxruntime:fp16=2.1 to spare slow rows")
-    parser.add_argument("--model", action="append", metavar="BACKEND:PRECISION=PATH",
-                        help="model file for one backend and precision (repeatable), e.g. "
-                             "tensorrt:fp16=models/svbrnet_fp16.engine; default: the precision's ONNX model")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=10,
+        help="timed runs per configuration, fewer where --max-config-seconds says so (default: 10)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="untimed runs first (allocations, kernel selection); tiled rows warm up on one "
+        "batch of tiles, which has the timed run's window shape (default: 1)",
+    )
+    parser.add_argument(
+        "--max-config-seconds",
+        type=float,
+        default=120.0,
+        help="cut the timed runs of a slow configuration to about this many seconds, keeping >= 1 (default: 120)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        help="CPU threads for PyTorch and ONNX Runtime alike (default: all usable cores)",
+    )
+    parser.add_argument(
+        "--full-frame-max-mp",
+        type=float,
+        default=2.1,
+        help="skip full-frame (tile 0) rows above this many MP: activations grow with the frame "
+        "(default: 2.1, i.e. up to 1920x1080)",
+    )
+    parser.add_argument(
+        "--max-mp",
+        action="append",
+        metavar="BACKEND[:PRECISION]=MP",
+        help="skip BACKEND (at PRECISION) above MP megapixels (repeatable), e.g. torch=2.1 "
+        "or onnxruntime:fp16=2.1 to spare slow rows",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        metavar="BACKEND:PRECISION=PATH",
+        help="model file for one backend and precision (repeatable), e.g. "
+        "tensorrt:fp16=models/svbrnet_fp16.engine; default: the precision's ONNX model",
+    )
     add_model_arguments(parser)
-    parser.add_argument("--config-timeout", type=float,
-                        help="kill a configuration's process after this many s (default: no limit)")
-    add_output(parser, dest="out", type=Path, default=Path("reports/benchmarks"),
-                        help="output folder (default: reports/benchmarks)")
+    parser.add_argument(
+        "--config-timeout", type=float, help="kill a configuration's process after this many s (default: no limit)"
+    )
+    add_output(
+        parser,
+        dest="out",
+        type=Path,
+        default=Path("reports/benchmarks"),
+        help="output folder (default: reports/benchmarks)",
+    )
     parser.add_argument("--list", action="store_true", help="print the configurations and skips; measure nothing")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one configuration, JSON
     return parser
@@ -764,8 +877,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     machine = machine_info()
     configs, skipped, notes = plan(args, args.out)
-    print(f"latency: {len(configs)} configurations on {machine['cpu']} ({machine['usable_cpus']} cores), "
-          f"threads: {args.threads}; writing {args.out}", flush=True)
+    print(
+        f"latency: {len(configs)} configurations on {machine['cpu']} ({machine['usable_cpus']} cores), "
+        f"threads: {args.threads}; writing {args.out}",
+        flush=True,
+    )
     for s in skipped:
         where = f" {s['size']} tile {tile_label(s['tile'])}" if s["size"] else ""
         print(f"  skip {s['backend']}{' ' + s['precision'] if s['precision'] else ''}{where}: {s['reason']}")
@@ -789,22 +905,37 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         add_speedups(rows)
         speedup = row["speedup_vs_torch_eager"]
-        print(f"[{index}/{len(configs)}] {config.label}: p50 {row['p50_ms']:.1f} ms (runs: {row['runs']}), "
-              f"{row['fps']:.3g} fps, {row['mp_per_s']:.3g} MP/s, peak RSS {row['peak_rss_mb']:.0f} MB"
-              + (f", {speedup:.2f}× vs PyTorch eager" if speedup else ""), flush=True)
+        print(
+            f"[{index}/{len(configs)}] {config.label}: p50 {row['p50_ms']:.1f} ms (runs: {row['runs']}), "
+            f"{row['fps']:.3g} fps, {row['mp_per_s']:.3g} MP/s, peak RSS {row['peak_rss_mb']:.0f} MB"
+            + (f", {speedup:.2f}× vs PyTorch eager" if speedup else ""),
+            flush=True,
+        )
 
     report = {
         "machine": machine,
         "load_average_at_end": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "versions": package_versions(),
-        "threads": {"requested": args.threads, "os_cpu_count": os.cpu_count(),
-                    "torch_num_threads": args.threads, "onnxruntime_intra_op_threads": args.threads},
-        "settings": {"backends": args.backends, "precisions": args.precisions, "sizes": args.sizes,
-                     "tiles": args.tiles, "halo": args.halo, "batch_size": args.batch_size, "runs": args.runs,
-                     "warmup": args.warmup, "max_config_seconds": args.max_config_seconds,
-                     "full_frame_max_mp": args.full_frame_max_mp,
-                     "timing": "Deblurrer.deblur end to end: uint8 BGR in, uint8 out, incl. tiling",
-                     "peak_rss": "VmHWM of a fresh process per configuration (imports + model + data + inference)"},
+        "threads": {
+            "requested": args.threads,
+            "os_cpu_count": os.cpu_count(),
+            "torch_num_threads": args.threads,
+            "onnxruntime_intra_op_threads": args.threads,
+        },
+        "settings": {
+            "backends": args.backends,
+            "precisions": args.precisions,
+            "sizes": args.sizes,
+            "tiles": args.tiles,
+            "halo": args.halo,
+            "batch_size": args.batch_size,
+            "runs": args.runs,
+            "warmup": args.warmup,
+            "max_config_seconds": args.max_config_seconds,
+            "full_frame_max_mp": args.full_frame_max_mp,
+            "timing": "Deblurrer.deblur end to end: uint8 BGR in, uint8 out, incl. tiling",
+            "peak_rss": "VmHWM of a fresh process per configuration (imports + model + data + inference)",
+        },
         "baseline": add_speedups(rows),
         "skipped": skipped,
         "failed": failed,
@@ -815,8 +946,7 @@ def main(argv: list[str] | None = None) -> int:
     write_outputs(report, args.out)
     print(f"wrote {args.out}/latency.json, latency.csv, latency.md, latency.png")
     if not rows:
-        print("latency: error: nothing was measured (see the skipped and failed configurations above)",
-              file=sys.stderr)
+        print("latency: error: nothing was measured (see the skipped and failed configurations above)", file=sys.stderr)
     return 1 if failed or not rows else 0  # the files are written either way; they list what was left out
 
 

@@ -25,8 +25,9 @@ from benchmarks._common import peak_rss_mb
 from runtime.arguments import add_alias, add_size
 
 
-def measure(model: Path | None, height: int, width: int, tile: int | None, batch_size: int | None,
-            backend: str) -> dict[str, float | int | str | None]:
+def measure(
+    model: Path | None, height: int, width: int, tile: int | None, batch_size: int | None, backend: str
+) -> dict[str, float | int | str | None]:
     """Deblur one random H×W uint8 image and report peak RSS after each stage (MB) and seconds."""
     from runtime.deblurrer import Deblurrer
 

@@ -43,8 +43,9 @@ def _p50(values: list[float]) -> float:
     return float(np.median(values))
 
 
-def time_python(image: np.ndarray, radius: np.ndarray, model: Path, tile: int | None, threads: int,
-                runs: int) -> dict[str, float]:
+def time_python(
+    image: np.ndarray, radius: np.ndarray, model: Path, tile: int | None, threads: int, runs: int
+) -> dict[str, float]:
     from runtime.deblurrer import Deblurrer
 
     with Deblurrer(model, backend="onnxruntime-cpu", tile=tile, threads=threads) as deblurrer:
@@ -66,32 +67,74 @@ def time_python(image: np.ndarray, radius: np.ndarray, model: Path, tile: int | 
             deblurrer.deblur(image, radius)
             totals.append((time.perf_counter() - start) * 1000)
         totals, network = totals[1:], network[1:]
-    return {"deblur_ms": _p50(totals), "network_ms": _p50(network),
-            "overhead_ms": _p50([t - n for t, n in zip(totals, network)])}
+    return {
+        "deblur_ms": _p50(totals),
+        "network_ms": _p50(network),
+        "overhead_ms": _p50([t - n for t, n in zip(totals, network)]),
+    }
 
 
-def time_native(binary: Path, image_path: Path, map_path: Path, out: Path, model: Path, tile: int | None,
-                threads: int, runs: int) -> dict[str, float]:
-    command = [str(binary), str(image_path), "--blur-map", str(map_path), "-o", str(out), "--model", str(model),
-               "--backend", "onnxruntime-cpu", "--tile", str(tile or 0), "--threads", str(threads),
-               "--repeat", str(runs + 1), "--timing"]
+def time_native(
+    binary: Path, image_path: Path, map_path: Path, out: Path, model: Path, tile: int | None, threads: int, runs: int
+) -> dict[str, float]:
+    command = [
+        str(binary),
+        str(image_path),
+        "--blur-map",
+        str(map_path),
+        "-o",
+        str(out),
+        "--model",
+        str(model),
+        "--backend",
+        "onnxruntime-cpu",
+        "--tile",
+        str(tile or 0),
+        "--threads",
+        str(threads),
+        "--repeat",
+        str(runs + 1),
+        "--timing",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     timing = json.loads(result.stdout.strip().splitlines()[-1])
     totals, network = timing["deblur_ms"][1:], timing["network_ms"][1:]
-    return {"deblur_ms": _p50(totals), "network_ms": _p50(network),
-            "overhead_ms": _p50([t - n for t, n in zip(totals, network)])}
+    return {
+        "deblur_ms": _p50(totals),
+        "network_ms": _p50(network),
+        "overhead_ms": _p50([t - n for t, n in zip(totals, network)]),
+    }
 
 
-def time_processes(binary: Path, image_path: Path, map_path: Path, folder: Path, model: Path, tile: int | None,
-                   threads: int) -> dict[str, float]:
+def time_processes(
+    binary: Path, image_path: Path, map_path: Path, folder: Path, model: Path, tile: int | None, threads: int
+) -> dict[str, float]:
     args = [str(image_path), "--blur-map", str(map_path), "--model", str(model), "--tile", str(tile or 0)]
     start = time.perf_counter()
-    subprocess.run([str(binary), *args, "-o", str(folder / "native.png"), "--threads", str(threads), "-q"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(binary), *args, "-o", str(folder / "native.png"), "--threads", str(threads), "-q"],
+        check=True,
+        capture_output=True,
+    )
     native = (time.perf_counter() - start) * 1000
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "svbr_cli", "deblur", *args, "-o", str(folder / "python.png"),
-                    "--backend", "onnxruntime-cpu", "-q"], check=True, capture_output=True, cwd=ROOT)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "svbr_cli",
+            "deblur",
+            *args,
+            "-o",
+            str(folder / "python.png"),
+            "--backend",
+            "onnxruntime-cpu",
+            "-q",
+        ],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
     python = (time.perf_counter() - start) * 1000
     same = bool(np.array_equal(cv2.imread(str(folder / "native.png")), cv2.imread(str(folder / "python.png"))))
     return {"native_process_ms": native, "python_process_ms": python, "outputs_equal": same}
@@ -106,7 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per size after one warm-up (default 3)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="ONNX Runtime intra-op threads")
     parser.add_argument("--no-process", action="store_true", help="skip the cold-process comparison")
-    add_output(parser, dest="out", type=Path, default=ROOT / "reports" / "benchmarks", help="output folder (default reports/benchmarks)")
+    add_output(
+        parser,
+        dest="out",
+        type=Path,
+        default=ROOT / "reports" / "benchmarks",
+        help="output folder (default reports/benchmarks)",
+    )
     args = parser.parse_args(argv)
     if not args.binary.is_file():
         print(f"native_latency: {args.binary} not found: build it first (README, section C++)", file=sys.stderr)
@@ -124,29 +173,46 @@ def main(argv: list[str] | None = None) -> int:
             cv2.imwrite(str(image_path), image)
             np.save(map_path, radius)
             python = time_python(image, radius, args.model, tile, args.threads, args.runs)
-            native = time_native(args.binary, image_path, map_path, folder / "out.png", args.model, tile,
-                                 args.threads, args.runs)
-            row = {"size": f"{width}x{height}", "tile": args.tile, "python": python, "native": native,
-                   "speedup": python["deblur_ms"] / native["deblur_ms"]}
+            native = time_native(
+                args.binary, image_path, map_path, folder / "out.png", args.model, tile, args.threads, args.runs
+            )
+            row = {
+                "size": f"{width}x{height}",
+                "tile": args.tile,
+                "python": python,
+                "native": native,
+                "speedup": python["deblur_ms"] / native["deblur_ms"],
+            }
             if not args.no_process:
-                row["process"] = time_processes(args.binary, image_path, map_path, folder, args.model, tile,
-                                                args.threads)
+                row["process"] = time_processes(
+                    args.binary, image_path, map_path, folder, args.model, tile, args.threads
+                )
             rows.append(row)
-    report = {"machine": machine_info(), "threads": args.threads, "runs": args.runs, "backend": "onnxruntime-cpu",
-              "model": str(args.model), "results": rows}
+    report = {
+        "machine": machine_info(),
+        "threads": args.threads,
+        "runs": args.runs,
+        "backend": "onnxruntime-cpu",
+        "model": str(args.model),
+        "results": rows,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "native_latency.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"ONNX Runtime CPU, {args.threads} threads, tile {args.tile or 'full frame'}, p50 of {args.runs} runs (ms)\n")
-    print("| size | Python deblur | C++ deblur | Python network | C++ network | Python overhead | C++ overhead "
-          "| speed-up | cold process Python / C++ |")
+    print(
+        "| size | Python deblur | C++ deblur | Python network | C++ network | Python overhead | C++ overhead "
+        "| speed-up | cold process Python / C++ |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         p, n = r["python"], r["native"]
         proc = r.get("process")
         cold = f"{proc['python_process_ms']:.0f} / {proc['native_process_ms']:.0f}" if proc else "-"
-        print(f"| {r['size']} | {p['deblur_ms']:.1f} | {n['deblur_ms']:.1f} | {p['network_ms']:.1f} | "
-              f"{n['network_ms']:.1f} | {p['overhead_ms']:.1f} | {n['overhead_ms']:.1f} | {r['speedup']:.2f}x "
-              f"| {cold} |")
+        print(
+            f"| {r['size']} | {p['deblur_ms']:.1f} | {n['deblur_ms']:.1f} | {p['network_ms']:.1f} | "
+            f"{n['network_ms']:.1f} | {p['overhead_ms']:.1f} | {n['overhead_ms']:.1f} | {r['speedup']:.2f}x "
+            f"| {cold} |"
+        )
     return 0
 
 

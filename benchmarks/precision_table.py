@@ -31,29 +31,41 @@ def join(validate: dict, latency: dict, size: str) -> list[dict]:
             continue
         path = latency["models"][result["model"]]
         model = scored.get(_key(path))
-        rows.append({
-            "label": result["model"], "model": path,
-            "precision": model["precision"] if model else None,
-            "ssim_vs_pytorch": (model["vs_pytorch"]["ssim_mean"], model["vs_pytorch"]["ssim_min"]) if model else None,
-            "truth": (model["vs_ground_truth"]["psnr_mean_db"], model["vs_ground_truth"]["ssim_mean"]) if model else None,
-            "passed": model["passed"] if model else None,
-            "p50_ms": result["p50_ms"], "speedup": result["ratio_vs_first"],
-        })
+        rows.append(
+            {
+                "label": result["model"],
+                "model": path,
+                "precision": model["precision"] if model else None,
+                "ssim_vs_pytorch": (model["vs_pytorch"]["ssim_mean"], model["vs_pytorch"]["ssim_min"])
+                if model
+                else None,
+                "truth": (model["vs_ground_truth"]["psnr_mean_db"], model["vs_ground_truth"]["ssim_mean"])
+                if model
+                else None,
+                "passed": model["passed"] if model else None,
+                "p50_ms": result["p50_ms"],
+                "speedup": result["ratio_vs_first"],
+            }
+        )
     return rows
 
 
 def markdown(rows: list[dict], size: str, validate: dict) -> str:
     blurry = validate["blurry_input"]
-    lines = [f"| model | precision | SSIM vs PyTorch (mean / min) | PSNR / SSIM vs truth | validate | "
-             f"p50 ms @ {size} | vs first |",
-             "| --- | --- | --- | --- | --- | ---: | ---: |",
-             f"| blurry input | — | — | {blurry['psnr_mean_db']:.2f} / {blurry['ssim_mean']:.4f} | — | — | — |"]
+    lines = [
+        f"| model | precision | SSIM vs PyTorch (mean / min) | PSNR / SSIM vs truth | validate | "
+        f"p50 ms @ {size} | vs first |",
+        "| --- | --- | --- | --- | --- | ---: | ---: |",
+        f"| blurry input | — | — | {blurry['psnr_mean_db']:.2f} / {blurry['ssim_mean']:.4f} | — | — | — |",
+    ]
     for r in rows:
         ssim = "not validated" if r["ssim_vs_pytorch"] is None else "{:.5f} / {:.5f}".format(*r["ssim_vs_pytorch"])
         truth = "—" if r["truth"] is None else "{:.2f} / {:.4f}".format(*r["truth"])
         verdict = "—" if r["passed"] is None else ("pass" if r["passed"] else "FAIL")
-        lines.append(f"| {r['label']} | {r['precision'] or '—'} | {ssim} | {truth} | {verdict} | "
-                     f"{r['p50_ms']:.0f} | {r['speedup']:.2f}× |")
+        lines.append(
+            f"| {r['label']} | {r['precision'] or '—'} | {ssim} | {truth} | {verdict} | "
+            f"{r['p50_ms']:.0f} | {r['speedup']:.2f}× |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -65,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     add_output(parser, dest="out", type=Path, help="write the markdown table here")
     args = parser.parse_args(argv)
     validate, latency = (json.loads(path.read_text()) for path in (args.validate, args.latency))
-    size = f"{args.size[0]}x{args.size[1]}" if args.size else next(r["size"] for r in latency["results"] if r["model"] in latency["models"])
+    size = (
+        f"{args.size[0]}x{args.size[1]}"
+        if args.size
+        else next(r["size"] for r in latency["results"] if r["model"] in latency["models"])
+    )
     table = markdown(join(validate, latency, size), size, validate)
     print(table, end="")
     if args.out:

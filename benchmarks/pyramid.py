@@ -33,8 +33,11 @@ DEFAULT_SIZES = "1152x864,4000x3000,6000x4000"  # 1.0, 12 and 24 MP
 DEFAULT_OUT = Path("reports/large_blur")
 RAMP_MAX_PX = 40.0
 #: label -> (max_radius_px, map)
-PATHS = {"single-scale (max_radius_px 6), ramp": (6.0, "ramp"), "pyramid, ramp": (48.0, "ramp"),
-         "pyramid, sawtooth (worst case)": (48.0, "sawtooth")}
+PATHS = {
+    "single-scale (max_radius_px 6), ramp": (6.0, "ramp"),
+    "pyramid, ramp": (48.0, "ramp"),
+    "pyramid, sawtooth (worst case)": (48.0, "sawtooth"),
+}
 SAWTOOTH_PERIOD_PX = 256
 
 
@@ -48,8 +51,9 @@ def make_map(kind: str, height: int, width: int) -> np.ndarray:
     return np.broadcast_to(profile, (height, width))
 
 
-def measure(width: int, height: int, max_radius_px: float, kind: str, model: str | None, tile: int, threads: int
-            ) -> dict[str, Any]:
+def measure(
+    width: int, height: int, max_radius_px: float, kind: str, model: str | None, tile: int, threads: int
+) -> dict[str, Any]:
     """Worker: one deblur in this (fresh) process; returns seconds, tiles per level and peak RSS (MB)."""
     from runtime import pyramid
     from runtime.deblurrer import Deblurrer
@@ -64,28 +68,40 @@ def measure(width: int, height: int, max_radius_px: float, kind: str, model: str
         warnings.simplefilter("ignore", UserWarning)  # the single-scale path warns about clipping
         sharp = deblurrer.deblur(image, radius)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "levels": list(levels), "tiles": deblurrer.count_tiles(height, width, radius),
-            "tiles_level0": deblurrer.count_tiles(height, width), "peak_rss_mb": peak_rss_mb(),
-            "peak_rss_before_deblur_mb": before,
-            "image_map_output_mb": (image.nbytes + height * width * 4 + sharp.nbytes) / 1e6}
+    return {
+        "seconds": seconds,
+        "levels": list(levels),
+        "tiles": deblurrer.count_tiles(height, width, radius),
+        "tiles_level0": deblurrer.count_tiles(height, width),
+        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_before_deblur_mb": before,
+        "image_map_output_mb": (image.nbytes + height * width * 4 + sharp.nbytes) / 1e6,
+    }
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    lines = ["# Pyramid (max_radius_px 48) against the single-scale path", "",
-             f"Command: `{report['command']}`", "",
-             f"{report['cpu']}, ONNX Runtime CPU, {report['threads']} thread(s), tile {report['tile']}; maps: a "
-             f"horizontal ramp 0 → {RAMP_MAX_PX:g} px, and a sawtooth 0 → {RAMP_MAX_PX:g} px every "
-             f"{SAWTOOTH_PERIOD_PX} px (the worst case: every level-0 tile runs). Peak RSS: the whole process "
-             "(imports, model, inputs).", "",
-             "| size | path | levels | tiles | time (s) | time vs single | peak RSS (MB) | peak − before deblur (MB) |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "# Pyramid (max_radius_px 48) against the single-scale path",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+        f"{report['cpu']}, ONNX Runtime CPU, {report['threads']} thread(s), tile {report['tile']}; maps: a "
+        f"horizontal ramp 0 → {RAMP_MAX_PX:g} px, and a sawtooth 0 → {RAMP_MAX_PX:g} px every "
+        f"{SAWTOOTH_PERIOD_PX} px (the worst case: every level-0 tile runs). Peak RSS: the whole process "
+        "(imports, model, inputs).",
+        "",
+        "| size | path | levels | tiles | time (s) | time vs single | peak RSS (MB) | peak − before deblur (MB) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for row in report["rows"]:
         single = next(r for r in report["rows"] if r["size"] == row["size"] and r["max_radius_px"] == 6.0)
         # (the single-scale pass costs the same whatever the map: one network pass per tile)
-        lines.append(f"| {row['size']} ({row['megapixels']:.1f} MP) | {row['path']} | "
-                     f"{', '.join('1/' + str(2 ** k) if k else '1' for k in row['levels'])} | {row['tiles']} | "
-                     f"{row['seconds']:.1f} | {row['seconds'] / single['seconds']:.2f}× | {row['peak_rss_mb']:.0f} | "
-                     f"{row['peak_rss_mb'] - row['peak_rss_before_deblur_mb']:.0f} |")
+        lines.append(
+            f"| {row['size']} ({row['megapixels']:.1f} MP) | {row['path']} | "
+            f"{', '.join('1/' + str(2**k) if k else '1' for k in row['levels'])} | {row['tiles']} | "
+            f"{row['seconds']:.1f} | {row['seconds'] / single['seconds']:.2f}× | {row['peak_rss_mb']:.0f} | "
+            f"{row['peak_rss_mb'] - row['peak_rss_before_deblur_mb']:.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -107,22 +123,48 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for width, height in sizes:
         for path, (limit, kind) in PATHS.items():
-            command = [sys.executable, "-m", "benchmarks.pyramid", "--worker", str(width), str(height), str(limit), kind,
-                       "--tile", str(args.tile), "--threads", str(args.threads)]
+            command = [
+                sys.executable,
+                "-m",
+                "benchmarks.pyramid",
+                "--worker",
+                str(width),
+                str(height),
+                str(limit),
+                kind,
+                "--tile",
+                str(args.tile),
+                "--threads",
+                str(args.threads),
+            ]
             if model is not None:
                 command += ["--model", model]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 print(done.stderr, file=sys.stderr)
                 return 1
-            row = {"size": f"{width}x{height}", "megapixels": width * height / 1e6, "path": path,
-                   "max_radius_px": limit, "map": kind, **json.loads(done.stdout.strip().splitlines()[-1])}
+            row = {
+                "size": f"{width}x{height}",
+                "megapixels": width * height / 1e6,
+                "path": path,
+                "max_radius_px": limit,
+                "map": kind,
+                **json.loads(done.stdout.strip().splitlines()[-1]),
+            }
             rows.append(row)
-            print(f"  {row['size']} {path}: {row['seconds']:.1f} s, {row['tiles']} tiles, "
-                  f"peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
-    report = {"command": "python -m benchmarks.pyramid " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "cpu": cpu_model(), "threads": args.threads, "tile": args.tile, "model": model or "bundled",
-              "rows": rows}
+            print(
+                f"  {row['size']} {path}: {row['seconds']:.1f} s, {row['tiles']} tiles, "
+                f"peak RSS {row['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
+    report = {
+        "command": "python -m benchmarks.pyramid " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "cpu": cpu_model(),
+        "threads": args.threads,
+        "tile": args.tile,
+        "model": model or "bundled",
+        "rows": rows,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "pyramid.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "pyramid.md").write_text(to_markdown(report))

@@ -74,8 +74,9 @@ def network_method(deblurrer: Any) -> Any:
     return run
 
 
-def build_methods(args: argparse.Namespace,
-                  regularisation: float) -> tuple[dict[str, Any], list[Row], list[str], list[Any]]:
+def build_methods(
+    args: argparse.Namespace, regularisation: float
+) -> tuple[dict[str, Any], list[Row], list[str], list[Any]]:
     """The methods to score, their table rows, notes on what was skipped, and Deblurrers to close."""
     from runtime.deblurrer import Deblurrer
     from training.baselines import layered_deconvolution
@@ -106,8 +107,9 @@ def build_methods(args: argparse.Namespace,
         deblurrer = Deblurrer(models.paths[precision], backend=args.backend, tile=args.tile, **options)
         opened.append(deblurrer)
         if deblurrer.backend.precision != precision:
-            notes.append(f"{models.paths[precision]} was given as {precision} but its graph is "
-                         f"{deblurrer.backend.precision}")
+            notes.append(
+                f"{models.paths[precision]} was given as {precision} but its graph is {deblurrer.backend.precision}"
+            )
         if precision == "fp16" and args.backend == "onnxruntime-cpu":
             notes.extend(fp16_on_cpu_note(models.paths[precision], args.threads))
         name = f"SVBR-Net, {args.backend}"
@@ -121,10 +123,12 @@ def fp16_on_cpu_note(model: Path, threads: int) -> list[str]:
     graph = onnxruntime_cpu_graph(model, threads)
     if graph["weights"].get("float16"):
         return []
-    return ["fp16 on onnxruntime-cpu: after its graph optimisations ONNX Runtime holds no float16 weights "
-            f"({', '.join(f'{n} {kind}' for kind, n in graph['weights'].items())}): it computes in FP32 with "
-            "FP16-rounded weights, so this row measures weight rounding only; FP16 activations are exercised on a "
-            "GPU (`svbr validate`, or --backend onnxruntime-cuda / tensorrt)"]
+    return [
+        "fp16 on onnxruntime-cpu: after its graph optimisations ONNX Runtime holds no float16 weights "
+        f"({', '.join(f'{n} {kind}' for kind, n in graph['weights'].items())}): it computes in FP32 with "
+        "FP16-rounded weights, so this row measures weight rounding only; FP16 activations are exercised on a "
+        "GPU (`svbr validate`, or --backend onnxruntime-cuda / tensorrt)"
+    ]
 
 
 # --- latency: joined from latency.json, and the classical baseline timed here ----------------------
@@ -152,13 +156,21 @@ def latency_lookup(latency: dict[str, Any] | None, size: str, tile: int | None) 
     """``{(backend, precision): p50_ms}`` of the latency rows at ``size`` and ``tile``."""
     if latency is None:
         return {}
-    return {(r["backend"], r["precision"]): r["p50_ms"] for r in latency["results"]
-            if r["size"] == size and r["tile"] == tile}
+    return {
+        (r["backend"], r["precision"]): r["p50_ms"]
+        for r in latency["results"]
+        if r["size"] == size and r["tile"] == tile
+    }
 
 
-def join_latency(scores: dict[str, dict[str, float]], rows: list[Row], methods: list[str],
-                 p50: dict[tuple[str, str], float], classical_ms: float | None,
-                 baseline_backend: str = TORCH_EAGER_CPU) -> list[dict[str, Any]]:
+def join_latency(
+    scores: dict[str, dict[str, float]],
+    rows: list[Row],
+    methods: list[str],
+    p50: dict[tuple[str, str], float],
+    classical_ms: float | None,
+    baseline_backend: str = TORCH_EAGER_CPU,
+) -> list[dict[str, Any]]:
     """The table rows: scores plus p50 (ms) and speed-up over PyTorch eager (``baseline_backend``, FP32)."""
     baseline = p50.get((baseline_backend, "fp32"))
     table = []
@@ -170,10 +182,17 @@ def join_latency(scores: dict[str, dict[str, float]], rows: list[Row], methods: 
         else:
             latency_ms = p50.get((row.backend, row.precision or ""))
         speedup = None if latency_ms is None or baseline is None else round(baseline / latency_ms, 3)
-        table.append({"method": row.method, "precision": row.precision, "backend": row.backend, "model": row.model,
-                      **{k: round(v, 4) for k, v in scores[key].items()},
-                      "p50_ms": None if latency_ms is None else round(latency_ms, 1),
-                      "speedup_vs_torch_eager": speedup})
+        table.append(
+            {
+                "method": row.method,
+                "precision": row.precision,
+                "backend": row.backend,
+                "model": row.model,
+                **{k: round(v, 4) for k, v in scores[key].items()},
+                "p50_ms": None if latency_ms is None else round(latency_ms, 1),
+                "speedup_vs_torch_eager": speedup,
+            }
+        )
     return table
 
 
@@ -215,32 +234,68 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks.quality",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
-                        help=f"`svbr synth` cache; its validation split is scored (default: {DEFAULT_CACHE})")
-    parser.add_argument("--limit", type=int, default=20,
-                        help="validation samples, spread over the split; 0 = all (default: 20)")
-    parser.add_argument("--precisions", default="fp32,fp16,int8",
-                        help="comma list of ONNX precisions to score (default: fp32,fp16,int8)")
-    parser.add_argument("--backend", default="onnxruntime-cpu",
-                        help="runtime backend for the ONNX rows: onnxruntime-cpu (default), onnxruntime-cuda, tensorrt")
-    parser.add_argument("--tile", type=parse_tile, default=None, metavar="PX",
-                        help="tile edge for the network rows; default full frame (tiled output is identical)")
-    parser.add_argument("--threads", type=int, default=default_threads(),
-                        help="CPU threads for torch and ONNX Runtime (default: all usable cores)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"`svbr synth` cache; its validation split is scored (default: {DEFAULT_CACHE})",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=20, help="validation samples, spread over the split; 0 = all (default: 20)"
+    )
+    parser.add_argument(
+        "--precisions",
+        default="fp32,fp16,int8",
+        help="comma list of ONNX precisions to score (default: fp32,fp16,int8)",
+    )
+    parser.add_argument(
+        "--backend",
+        default="onnxruntime-cpu",
+        help="runtime backend for the ONNX rows: onnxruntime-cpu (default), onnxruntime-cuda, tensorrt",
+    )
+    parser.add_argument(
+        "--tile",
+        type=parse_tile,
+        default=None,
+        metavar="PX",
+        help="tile edge for the network rows; default full frame (tiled output is identical)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        help="CPU threads for torch and ONNX Runtime (default: all usable cores)",
+    )
     add_model_arguments(parser)
     group = parser.add_argument_group("classical baseline")
-    group.add_argument("--regularisation", type=float,
-                       help="Wiener regularisation; default: tuned on the training split as `svbr eval` does")
-    group.add_argument("--tuning-samples", type=int,
-                       help="training samples for that tuning (default: svbr eval's, 16)")
-    group.add_argument("--classical-runs", type=int, default=1,
-                       help="timed runs of the classical baseline at --latency-size (default: 1; 0 = do not time it)")
+    group.add_argument(
+        "--regularisation",
+        type=float,
+        help="Wiener regularisation; default: tuned on the training split as `svbr eval` does",
+    )
+    group.add_argument("--tuning-samples", type=int, help="training samples for that tuning (default: svbr eval's, 16)")
+    group.add_argument(
+        "--classical-runs",
+        type=int,
+        default=1,
+        help="timed runs of the classical baseline at --latency-size (default: 1; 0 = do not time it)",
+    )
     group = parser.add_argument_group("latency join")
     group.add_argument("--latency", type=Path, help="latency.json from benchmarks.latency (default: OUT/latency.json)")
-    group.add_argument("--latency-size", type=parse_resolution, default=(1280, 720), metavar="WxH",
-                       help="the resolution whose latency the table shows (default: 1280x720)")
-    group.add_argument("--latency-tile", type=parse_tile, default=None, metavar="PX",
-                       help="the tile setting whose latency the table shows (default 0 = full frame)")
+    group.add_argument(
+        "--latency-size",
+        type=parse_resolution,
+        default=(1280, 720),
+        metavar="WxH",
+        help="the resolution whose latency the table shows (default: 1280x720)",
+    )
+    group.add_argument(
+        "--latency-tile",
+        type=parse_tile,
+        default=None,
+        metavar="PX",
+        help="the tile setting whose latency the table shows (default 0 = full frame)",
+    )
     add_output(parser, dest="out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
@@ -253,8 +308,11 @@ def main(argv: list[str] | None = None) -> int:
 
     reason = unavailable_reason(args.backend)
     if reason is not None or model_kind(args.backend) != "onnx":
-        print(f"quality: error: --backend {args.backend} cannot run the ONNX models here: "
-              f"{reason or 'it does not load ONNX files'}", file=sys.stderr)
+        print(
+            f"quality: error: --backend {args.backend} cannot run the ONNX models here: "
+            f"{reason or 'it does not load ONNX files'}",
+            file=sys.stderr,
+        )
         return 2
     try:
         files = spread(list_samples(args.cache, "val"), args.limit or None)
@@ -306,8 +364,14 @@ def main(argv: list[str] | None = None) -> int:
         "latency_size": size,
         "latency_tile": args.latency_tile,
         "notes": notes,
-        "rows": join_latency(scores, rows, list(methods), latency_lookup(latency, size, args.latency_tile),
-                             classical_ms, baseline.split()[0]),
+        "rows": join_latency(
+            scores,
+            rows,
+            list(methods),
+            latency_lookup(latency, size, args.latency_tile),
+            classical_ms,
+            baseline.split()[0],
+        ),
     }
     (args.out / "quality.json").write_text(json.dumps(report, indent=1))
     markdown = to_markdown(report)

@@ -194,13 +194,16 @@ def extract(source: str | os.PathLike[str], data_dir: Path, log: Callable[[str],
                 written += 1
         return written
     git = ["git", f"--git-dir={source}"]
-    listing = subprocess.run([*git, "ls-tree", "-r", "-z", "--name-only", "HEAD", "--", f"{REPO_FOLDER}/"],
-                             capture_output=True, check=False)
+    listing = subprocess.run(
+        [*git, "ls-tree", "-r", "-z", "--name-only", "HEAD", "--", f"{REPO_FOLDER}/"], capture_output=True, check=False
+    )
     if listing.returncode != 0:
-        raise DataMissing(f"{source} is neither a checkout holding {REPO_FOLDER}/ nor a git dir: "
-                          f"{listing.stderr.decode(errors='replace').strip()}")
+        raise DataMissing(
+            f"{source} is neither a checkout holding {REPO_FOLDER}/ nor a git dir: "
+            f"{listing.stderr.decode(errors='replace').strip()}"
+        )
     for name in sorted(filter(None, listing.stdout.decode().split("\0"))):
-        relative = name[len(REPO_FOLDER) + 1:]
+        relative = name[len(REPO_FOLDER) + 1 :]
         if not _wanted(relative):
             continue
         blob = subprocess.run([*git, "show", f"HEAD:{name}"], capture_output=True, check=True).stdout
@@ -222,7 +225,7 @@ def central_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
     top, left = (image.shape[0] - height) // 2, (image.shape[1] - width) // 2
     if top < 0 or left < 0:
         raise ValueError(f"image {image.shape[:2]} is smaller than the crop {height}×{width}")
-    return image[top:top + height, left:left + width]
+    return image[top : top + height, left : left + width]
 
 
 def downsample(image: np.ndarray, scale: float) -> np.ndarray:
@@ -242,8 +245,12 @@ def gain_match(blurry: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, floa
     return blurry * gain, gain
 
 
-def estimate_shift(moving: np.ndarray, reference: np.ndarray, cutoff: float | None = REGISTRATION_CUTOFF_AT_QUARTER,
-                   upsample: int = REGISTRATION_UPSAMPLE) -> tuple[float, float, float]:
+def estimate_shift(
+    moving: np.ndarray,
+    reference: np.ndarray,
+    cutoff: float | None = REGISTRATION_CUTOFF_AT_QUARTER,
+    upsample: int = REGISTRATION_UPSAMPLE,
+) -> tuple[float, float, float]:
     """Band-limited phase correlation: sub-pixel ``(dx, dy, response)``, ``moving`` ≈ ``reference`` moved by (dx, dy).
 
     Both images are mean-subtracted and Hanning-windowed; the normalised cross-power spectrum
@@ -289,8 +296,12 @@ def translate(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
 
 
-def register(moving: np.ndarray, reference: np.ndarray, max_shift_px: float,
-             cutoff: float | None = REGISTRATION_CUTOFF_AT_QUARTER) -> tuple[np.ndarray, dict[str, Any]]:
+def register(
+    moving: np.ndarray,
+    reference: np.ndarray,
+    max_shift_px: float,
+    cutoff: float | None = REGISTRATION_CUTOFF_AT_QUARTER,
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Align ``moving`` onto ``reference`` by band-limited phase correlation (:func:`estimate_shift`).
 
     Returns:
@@ -353,14 +364,19 @@ def prepare(left: np.ndarray, right: np.ndarray, target: np.ndarray, scale: floa
 
 def load_scene(data_dir: Path, scene: str, scale: float = DEFAULT_SCALE) -> dict[str, Any]:
     """Read one scene's three PNGs and :func:`prepare` it."""
+
     def read(path: Path) -> np.ndarray:
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None or image.dtype != np.uint16 or image.ndim != 2:
             raise DataMissing(f"{path}: expected a 16-bit grey PNG")
         return image
 
-    return prepare(read(data_dir / f"{scene}_left.png"), read(data_dir / f"{scene}_right.png"),
-                   read(data_dir / TARGET_FOLDER / f"{scene}_gt.png"), scale)
+    return prepare(
+        read(data_dir / f"{scene}_left.png"),
+        read(data_dir / f"{scene}_right.png"),
+        read(data_dir / TARGET_FOLDER / f"{scene}_gt.png"),
+        scale,
+    )
 
 
 # --- scoring ----------------------------------------------------------------------------------
@@ -398,9 +414,14 @@ def fit_window(scale: float = DEFAULT_SCALE) -> int:
     return max(3, size | 1)
 
 
-def fit_radius_map(target_linear: np.ndarray, blurry_linear: np.ndarray, levels: np.ndarray | None = None,
-                   window: int = FIT_WINDOW_AT_QUARTER_PX, median: int = FIT_MEDIAN_PX,
-                   tolerance: float = 0.0) -> np.ndarray:
+def fit_radius_map(
+    target_linear: np.ndarray,
+    blurry_linear: np.ndarray,
+    levels: np.ndarray | None = None,
+    window: int = FIT_WINDOW_AT_QUARTER_PX,
+    median: int = FIT_MEDIAN_PX,
+    tolerance: float = 0.0,
+) -> np.ndarray:
     """Oracle blur map: per pixel the disk radius whose blur of the target best explains the blurry image.
 
     Both images linear grey of one size and gain. For each candidate radius the target is
@@ -417,10 +438,12 @@ def fit_radius_map(target_linear: np.ndarray, blurry_linear: np.ndarray, levels:
     blurry = blurry_linear.astype(np.float32)
     errors = np.empty((len(levels), *target.shape), np.float32)
     for index, radius in enumerate(levels):
-        reblurred = target if radius <= 0 else cv2.filter2D(target, -1, disk_kernel(float(radius)),
-                                                            borderType=cv2.BORDER_REFLECT)
-        errors[index] = cv2.boxFilter((reblurred - blurry) ** 2, -1, (window, window),
-                                      borderType=cv2.BORDER_REFLECT)
+        reblurred = (
+            target
+            if radius <= 0
+            else cv2.filter2D(target, -1, disk_kernel(float(radius)), borderType=cv2.BORDER_REFLECT)
+        )
+        errors[index] = cv2.boxFilter((reblurred - blurry) ** 2, -1, (window, window), borderType=cv2.BORDER_REFLECT)
     if tolerance > 0:
         choice = np.argmax(errors <= errors.min(axis=0) * (1.0 + tolerance), axis=0)
     else:
@@ -499,8 +522,7 @@ def score_pixel4(
         outputs: dict[str, np.ndarray] = {"blurry": blurry}
         if deblur_fn is not None:
             outputs["deblur(photo)"] = np.asarray(deblur_fn(blurry.copy()))
-        fitted = fit_radius_map(data["target_linear"], data["blurry_linear"], levels, window,
-                                tolerance=fit_tolerance)
+        fitted = fit_radius_map(data["target_linear"], data["blurry_linear"], levels, window, tolerance=fit_tolerance)
         clipped = float(np.mean(fitted > MAX_RADIUS_PX))
         fitted_map = np.minimum(fitted, MAX_RADIUS_PX).astype(np.float32)
         if map_deblur_fn is not None:
@@ -528,11 +550,16 @@ def score_pixel4(
         if keep_images and scene in keep_images:
             images[scene] = {**outputs, "target": target, "fitted_map_px": fitted_map}
         if progress is not None:
-            scores = "  ".join(f"{row} {record[f'{row} psnr']:.2f}/{record[f'{row} ssim']:.3f}"
-                               for row in ROWS if f"{row} psnr" in record)
-            progress(f"real: [{number}/{len(scenes)}] scene {scene}: {scores}  (clipped "
-                     f"{100 * clipped:.1f}%, shift {np.hypot(*record['shift_px']):.2f} px, "
-                     f"{record['seconds']:.1f} s)")
+            scores = "  ".join(
+                f"{row} {record[f'{row} psnr']:.2f}/{record[f'{row} ssim']:.3f}"
+                for row in ROWS
+                if f"{row} psnr" in record
+            )
+            progress(
+                f"real: [{number}/{len(scenes)}] scene {scene}: {scores}  (clipped "
+                f"{100 * clipped:.1f}%, shift {np.hypot(*record['shift_px']):.2f} px, "
+                f"{record['seconds']:.1f} s)"
+            )
     rows = [row for row in ROWS if f"{row} psnr" in records[0]]
     report: dict[str, Any] = {
         "benchmark": "pixel4-real",
@@ -546,22 +573,28 @@ def score_pixel4(
             "downsample": f"cv2.INTER_AREA x{scale} in linear light",
             "gain": "least-squares scalar, before and after registration",
             "registration": f"phase correlation (Hanning window, Gaussian band limit sigma "
-                            f"{REGISTRATION_CUTOFF_AT_QUARTER * 0.25 / scale:g} cycles/px, DFT-upsampled peak "
-                            f"1/{REGISTRATION_UPSAMPLE} px), max shift {MAX_SHIFT_FULL_PX:g} px at full scale, "
-                            "warpAffine bicubic",
+            f"{REGISTRATION_CUTOFF_AT_QUARTER * 0.25 / scale:g} cycles/px, DFT-upsampled peak "
+            f"1/{REGISTRATION_UPSAMPLE} px), max shift {MAX_SHIFT_FULL_PX:g} px at full scale, "
+            "warpAffine bicubic",
             "normalise": f"divide by the target's {WHITE_PERCENTILE}th percentile, clip [0, 1]",
             "gamma": round(GAMMA, 6),
             "metrics": f"runtime.metrics psnr/ssim on grey [0, 1], border {BORDER_PX} px cropped",
-            "fitted_map": {"levels_px": [float(v) for v in levels], "window_px": window, "median_px": FIT_MEDIAN_PX,
-                           "clip_px": MAX_RADIUS_PX, "tolerance": fit_tolerance},
+            "fitted_map": {
+                "levels_px": [float(v) for v in levels],
+                "window_px": window,
+                "median_px": FIT_MEDIAN_PX,
+                "clip_px": MAX_RADIUS_PX,
+                "tolerance": fit_tolerance,
+            },
             "layered_wiener_regularisation": regularisation if layered else None,
         },
         "rows": rows,
-        "mean": {row: {"psnr": _mean(records, f"{row} psnr"), "ssim": _mean(records, f"{row} ssim")}
-                 for row in rows},
-        "fitted_map": {"mean_px": _mean(records, "fitted_map_mean_px"),
-                       "clipped_fraction": _mean(records, "fitted_map_clipped_fraction"),
-                       "at_ceiling_fraction": _mean(records, "fitted_map_at_ceiling_fraction")},
+        "mean": {row: {"psnr": _mean(records, f"{row} psnr"), "ssim": _mean(records, f"{row} ssim")} for row in rows},
+        "fitted_map": {
+            "mean_px": _mean(records, "fitted_map_mean_px"),
+            "clipped_fraction": _mean(records, "fitted_map_clipped_fraction"),
+            "at_ceiling_fraction": _mean(records, "fitted_map_at_ceiling_fraction"),
+        },
         "shifts_rejected": [r["scene"] for r in records if not r["shift_applied"]],
         "scenes": records,
         "seconds": time.perf_counter() - start,
@@ -591,25 +624,33 @@ def markdown(report: dict[str, Any]) -> str:
         mean = report["mean"][row]
         lines.append(f"| {row} | {mean['psnr']:.2f} | {mean['ssim']:.3f} |")
     fitted = report["fitted_map"]
-    lines += ["", f"Fitted map: mean {fitted['mean_px']:.2f} px; {100 * fitted['clipped_fraction']:.1f} % of pixels "
-              f"above {MAX_RADIUS_PX:g} px clipped ({100 * fitted['at_ceiling_fraction']:.1f} % at the "
-              f"{report['protocol']['fitted_map']['levels_px'][-1]:g}-px ceiling of the fit). "
-              f"Layered Wiener regularisation {report['protocol']['layered_wiener_regularisation']}. "
-              f"Shifts rejected: {', '.join(report['shifts_rejected']) or 'none'}. "
-              f"{report['seconds']:.0f} s.", "", "Per scene (PSNR dB / SSIM):", "",
-              "| scene | " + " | ".join(rows) + " | clipped % |",
-              "| --- |" + " --- |" * (len(rows) + 1)]
+    lines += [
+        "",
+        f"Fitted map: mean {fitted['mean_px']:.2f} px; {100 * fitted['clipped_fraction']:.1f} % of pixels "
+        f"above {MAX_RADIUS_PX:g} px clipped ({100 * fitted['at_ceiling_fraction']:.1f} % at the "
+        f"{report['protocol']['fitted_map']['levels_px'][-1]:g}-px ceiling of the fit). "
+        f"Layered Wiener regularisation {report['protocol']['layered_wiener_regularisation']}. "
+        f"Shifts rejected: {', '.join(report['shifts_rejected']) or 'none'}. "
+        f"{report['seconds']:.0f} s.",
+        "",
+        "Per scene (PSNR dB / SSIM):",
+        "",
+        "| scene | " + " | ".join(rows) + " | clipped % |",
+        "| --- |" + " --- |" * (len(rows) + 1),
+    ]
     for record in report["scenes"]:
         cells = [f"{record[f'{row} psnr']:.2f} / {record[f'{row} ssim']:.3f}" for row in rows]
-        lines.append(f"| {record['scene']} | " + " | ".join(cells)
-                     + f" | {100 * record['fitted_map_clipped_fraction']:.1f} |")
+        lines.append(
+            f"| {record['scene']} | " + " | ".join(cells) + f" | {100 * record['fitted_map_clipped_fraction']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def picture(images: dict[str, dict[str, np.ndarray]], path: Path, max_bytes: int = GRID_MAX_BYTES) -> None:
     """Grey PNG grid, one scene per row: blurry | deblur(photo) | fitted map | target (labelled)."""
-    columns = [c for c in ("blurry", "deblur(photo)", "fitted map", "target")
-               if all(c in scene for scene in images.values())]
+    columns = [
+        c for c in ("blurry", "deblur(photo)", "fitted map", "target") if all(c in scene for scene in images.values())
+    ]
     label_h = 22
     width = 1600
     for _ in range(8):
@@ -621,8 +662,9 @@ def picture(images: dict[str, dict[str, np.ndarray]], path: Path, max_bytes: int
                 cell = np.rint(grey(cell) * 255).astype(np.uint8)
                 cell_w = width // len(columns)
                 if cell.shape[1] > cell_w:
-                    cell = cv2.resize(cell, (cell_w, round(cell.shape[0] * cell_w / cell.shape[1])),
-                                      interpolation=cv2.INTER_AREA)
+                    cell = cv2.resize(
+                        cell, (cell_w, round(cell.shape[0] * cell_w / cell.shape[1])), interpolation=cv2.INTER_AREA
+                    )
                 band = np.full((label_h, cell.shape[1]), 255, np.uint8)
                 cv2.putText(band, f"{scene} {column}", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 0, 1, cv2.LINE_AA)
                 cells.append(np.pad(np.vstack([band, cell]), ((0, 2), (0, 2)), constant_values=255))
@@ -642,29 +684,52 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="svbr eval-real",
         description="SVBR-Net on real photos: the Pixel 4 dual-pixel set (Xin et al. 2021), blurry vs "
-                    "deblurred vs all-in-focus, PSNR/SSIM. Protocol: see benchmarks/real.py.",
+        "deblurred vs all-in-focus, PSNR/SSIM. Protocol: see benchmarks/real.py.",
         epilog=f"Data: {SOURCE_URL}, folder {REPO_FOLDER}/. Extract once with --extract-from PATH, where PATH "
-               "is a bare git dir (e.g. the fetch mirror "
-               "/work/.mirror/cmu-ci-lab+dual_pixel_defocus_estimation_deblurring/repo, read with `git show`) "
-               "or a clone of the repository. Measurement only: never train on these images.",
+        "is a bare git dir (e.g. the fetch mirror "
+        "/work/.mirror/cmu-ci-lab+dual_pixel_defocus_estimation_deblurring/repo, read with `git show`) "
+        "or a clone of the repository. Measurement only: never train on these images.",
     )
     parser.add_argument("--model", type=Path, help="ONNX model (default: the bundled runtime/models/svbrnet.onnx)")
-    parser.add_argument("--scale", type=float, default=DEFAULT_SCALE, choices=SCALES,
-                        help="downsampling of the 1008×1344 crop (default 0.25)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=DEFAULT_SCALE,
+        choices=SCALES,
+        help="downsampling of the 1008×1344 crop (default 0.25)",
+    )
     parser.add_argument("--limit", type=int, metavar="N", help="first N scenes only")
-    parser.add_argument("--data", type=Path, metavar="DIR",
-                        help=f"extracted data (default: ${DATA_ENV}, else {DEFAULT_DATA_DIR})")
-    add_output(parser, aliases=("--out",), type=Path, default=DEFAULT_OUTPUT, metavar="DIR",
-                        help=f"report folder (default {DEFAULT_OUTPUT})")
-    parser.add_argument("--extract-from", type=Path, metavar="PATH",
-                        help=f"copy the needed PNGs of {REPO_FOLDER}/ from a git dir or checkout into the data "
-                             "folder, then exit")
-    parser.add_argument("--regularisation", type=float, default=DEFAULT_REGULARISATION,
-                        help=f"layered Wiener noise-to-signal ratio (default {DEFAULT_REGULARISATION:g}, "
-                             "as chosen by `svbr eval`)")
-    parser.add_argument("--fit-tolerance", type=float, default=0.0, metavar="T",
-                        help="fitted map: take the smallest radius whose error is within (1+T) x the least "
-                             "(default 0: the least-error radius, the protocol)")
+    parser.add_argument(
+        "--data", type=Path, metavar="DIR", help=f"extracted data (default: ${DATA_ENV}, else {DEFAULT_DATA_DIR})"
+    )
+    add_output(
+        parser,
+        aliases=("--out",),
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        metavar="DIR",
+        help=f"report folder (default {DEFAULT_OUTPUT})",
+    )
+    parser.add_argument(
+        "--extract-from",
+        type=Path,
+        metavar="PATH",
+        help=f"copy the needed PNGs of {REPO_FOLDER}/ from a git dir or checkout into the data folder, then exit",
+    )
+    parser.add_argument(
+        "--regularisation",
+        type=float,
+        default=DEFAULT_REGULARISATION,
+        help=f"layered Wiener noise-to-signal ratio (default {DEFAULT_REGULARISATION:g}, as chosen by `svbr eval`)",
+    )
+    parser.add_argument(
+        "--fit-tolerance",
+        type=float,
+        default=0.0,
+        metavar="T",
+        help="fitted map: take the smallest radius whose error is within (1+T) x the least "
+        "(default 0: the least-error radius, the protocol)",
+    )
     parser.add_argument("--backend", default="auto", help="runtime backend (default auto)")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default 1)")
     parser.add_argument("--grid", type=int, default=GRID_SCENES, metavar="N", help="scenes in real.png (default 4)")
@@ -715,15 +780,27 @@ def main(argv: list[str] | None = None) -> int:
     keep = tuple(scenes[int(i)] for i in np.unique(np.linspace(0, len(scenes) - 1, max(1, args.grid)).round()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # estimator warnings (saturation, no edges) are per scene, not news
-        report = score_pixel4(deblur_photo, args.scale, data_dir, args.limit, map_deblur_fn=deblur_map,
-                              regularisation=args.regularisation,
-                              fit_tolerance=args.fit_tolerance, progress=log, keep_images=keep)
+        report = score_pixel4(
+            deblur_photo,
+            args.scale,
+            data_dir,
+            args.limit,
+            map_deblur_fn=deblur_map,
+            regularisation=args.regularisation,
+            fit_tolerance=args.fit_tolerance,
+            progress=log,
+            keep_images=keep,
+        )
     deblurrer.close()
     for record, mean_px in zip(report["scenes"], estimated):
         record["estimated_map_mean_px"] = mean_px
     report["estimated_map_mean_px"] = float(np.mean(estimated))
-    report["model"] = {"path": str(model_path), "sha256": file_sha256(Path(model_path)), "backend": args.backend,
-                       "threads": args.threads}
+    report["model"] = {
+        "path": str(model_path),
+        "sha256": file_sha256(Path(model_path)),
+        "backend": args.backend,
+        "threads": args.threads,
+    }
     images = report.pop("images")
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "real.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -48,10 +48,18 @@ class Device:
 
 #: NVIDIA's published peaks (GPU only, no DLA): dense = the sparse INT8 TOPS / 2, FP16 = INT8 / 2.
 DEVICES: tuple[Device, ...] = (
-    Device("Jetson AGX Orin 64GB (MAXN)", {"int8": 85.0, "fp16": 42.5}, 204.8,
-           "Jetson AGX Orin Series Technical Brief: GPU 170 sparse INT8 TOPS, 204.8 GB/s LPDDR5"),
-    Device("Jetson Orin Nano 8GB Super", {"int8": 33.5, "fp16": 16.75}, 102.0,
-           "Jetson Orin Nano Super Developer Kit datasheet: 67 sparse INT8 TOPS, 102 GB/s LPDDR5"),
+    Device(
+        "Jetson AGX Orin 64GB (MAXN)",
+        {"int8": 85.0, "fp16": 42.5},
+        204.8,
+        "Jetson AGX Orin Series Technical Brief: GPU 170 sparse INT8 TOPS, 204.8 GB/s LPDDR5",
+    ),
+    Device(
+        "Jetson Orin Nano 8GB Super",
+        {"int8": 33.5, "fp16": 16.75},
+        102.0,
+        "Jetson Orin Nano Super Developer Kit datasheet: 67 sparse INT8 TOPS, 102 GB/s LPDDR5",
+    ),
 )
 
 
@@ -63,9 +71,12 @@ def project(costs: list[LayerCost], device: Device, precision: str) -> dict[str,
     compute = np.array([c.flops / ops_per_s for c in costs])
     memory = np.array([(c.activation_elements + c.weight_elements) * size / bytes_per_s for c in costs])
     layer = np.maximum(compute, memory)
-    return {"ms": float(layer.sum() * 1e3), "compute_only_ms": float(compute.sum() * 1e3),
-            "memory_only_ms": float(memory.sum() * 1e3),
-            "memory_bound_time_share": float(layer[memory > compute].sum() / layer.sum())}
+    return {
+        "ms": float(layer.sum() * 1e3),
+        "compute_only_ms": float(compute.sum() * 1e3),
+        "memory_only_ms": float(memory.sum() * 1e3),
+        "memory_bound_time_share": float(layer[memory > compute].sum() / layer.sum()),
+    }
 
 
 def report(model_path: Path, sizes: list[tuple[int, int]]) -> dict:
@@ -76,30 +87,45 @@ def report(model_path: Path, sizes: list[tuple[int, int]]) -> dict:
         gflops = sum(c.flops for c in costs) / 1e9
         for device in DEVICES:
             for precision in ("fp16", "int8"):
-                rows.append({"size": f"{width}x{height}", "device": device.name, "precision": precision,
-                             "conv_gflops": round(gflops, 1),
-                             "activation_mb": round(sum(c.activation_elements for c in costs)
-                                                    * BYTES_PER_ELEMENT[precision] / 1e6, 1),
-                             **{k: round(v, 2) for k, v in project(costs, device, precision).items()}})
+                rows.append(
+                    {
+                        "size": f"{width}x{height}",
+                        "device": device.name,
+                        "precision": precision,
+                        "conv_gflops": round(gflops, 1),
+                        "activation_mb": round(
+                            sum(c.activation_elements for c in costs) * BYTES_PER_ELEMENT[precision] / 1e6, 1
+                        ),
+                        **{k: round(v, 2) for k, v in project(costs, device, precision).items()},
+                    }
+                )
     return {"model": str(model_path), "devices": [asdict(d) for d in DEVICES], "rows": rows}
 
 
 def markdown(result: dict) -> str:
-    lines = ["| frame | device | precision | conv GFLOP | activation traffic MB | compute-only ms | "
-             "memory-only ms | roofline ms | memory-bound share |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| frame | device | precision | conv GFLOP | activation traffic MB | compute-only ms | "
+        "memory-only ms | roofline ms | memory-bound share |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in result["rows"]:
-        lines.append(f"| {r['size']} | {r['device']} | {r['precision']} | {r['conv_gflops']} | {r['activation_mb']} | "
-                     f"{r['compute_only_ms']:.1f} | {r['memory_only_ms']:.1f} | **{r['ms']:.1f}** | "
-                     f"{r['memory_bound_time_share']:.0%} |")
+        lines.append(
+            f"| {r['size']} | {r['device']} | {r['precision']} | {r['conv_gflops']} | {r['activation_mb']} | "
+            f"{r['compute_only_ms']:.1f} | {r['memory_only_ms']:.1f} | **{r['ms']:.1f}** | "
+            f"{r['memory_bound_time_share']:.0%} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.roofline", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=BUNDLED_MODEL_PATH, help="float ONNX model (default: bundled)")
-    parser.add_argument("--sizes", default="1280x720,1920x1080",
-                        type=lambda s: [parse_resolution(p) for p in s.split(",")], help="WIDTHxHEIGHT,... (multiples of 4)")
+    parser.add_argument(
+        "--sizes",
+        default="1280x720,1920x1080",
+        type=lambda s: [parse_resolution(p) for p in s.split(",")],
+        help="WIDTHxHEIGHT,... (multiples of 4)",
+    )
     add_output(parser, dest="out", type=Path, help="folder for roofline.json and roofline.md")
     args = parser.parse_args(argv)
     result = report(args.model, args.sizes)

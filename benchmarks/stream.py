@@ -72,17 +72,27 @@ def run_sequential(deblurrer: Deblurrer, video: Path, out: Path, radius: float) 
     wall = time.perf_counter() - start
     cap.release()
     ms = np.asarray(latencies) * 1000
-    return {"frames": len(latencies), "wall_s": wall, "fps": len(latencies) / wall,
-            "latency_p50_ms": float(np.percentile(ms, 50)), "latency_p99_ms": float(np.percentile(ms, 99))}
+    return {
+        "frames": len(latencies),
+        "wall_s": wall,
+        "fps": len(latencies) / wall,
+        "latency_p50_ms": float(np.percentile(ms, 50)),
+        "latency_p99_ms": float(np.percentile(ms, 99)),
+    }
 
 
 def run_pipelined(deblurrer: Deblurrer, video: Path, out: Path, radius: float) -> dict[str, float]:
     start = time.perf_counter()
     stats = deblurrer.stream(video, out, blur_map=radius)
     wall = time.perf_counter() - start
-    row = {"frames": stats.written, "wall_s": wall, "fps": stats.written / wall,
-           "latency_p50_ms": stats.latency["p50_ms"], "latency_p99_ms": stats.latency["p99_ms"],
-           "dropped": stats.dropped}
+    row = {
+        "frames": stats.written,
+        "wall_s": wall,
+        "fps": stats.written / wall,
+        "latency_p50_ms": stats.latency["p50_ms"],
+        "latency_p99_ms": stats.latency["p99_ms"],
+        "dropped": stats.dropped,
+    }
     for stage in ("capture", "map", "deblur", "write"):
         row[f"{stage}_mean_ms"] = stats.stages[stage].get("mean_ms", 0.0)
     return row
@@ -114,21 +124,40 @@ def main(argv: list[str] | None = None) -> int:
                     for mode, run in (("sequential", run_sequential), ("pipelined", run_pipelined)):
                         row = run(deblurrer, video, Path(folder) / f"{backend}-{mode}.mkv", args.radius)
                         rows.append({"backend": deblurrer.backend.name, "mode": mode, "repeat": repeat, **row})
-                        print(f"{deblurrer.backend.name:18s} {mode:10s} #{repeat} {row['frames']:4d} frames "
-                              f"{row['fps']:7.2f} fps  latency p50 {row['latency_p50_ms']:8.1f} ms "
-                              f"p99 {row['latency_p99_ms']:8.1f} ms", flush=True)
+                        print(
+                            f"{deblurrer.backend.name:18s} {mode:10s} #{repeat} {row['frames']:4d} frames "
+                            f"{row['fps']:7.2f} fps  latency p50 {row['latency_p50_ms']:8.1f} ms "
+                            f"p99 {row['latency_p99_ms']:8.1f} ms",
+                            flush=True,
+                        )
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "processor": platform.processor()},
-              "settings": {"size": f"{args.size[0]}x{args.size[1]}", "frames": args.frames, "tile": args.tile,
-                           "radius": args.radius, "threads": args.threads}, "results": rows}
+    report = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "processor": platform.processor()},
+        "settings": {
+            "size": f"{args.size[0]}x{args.size[1]}",
+            "frames": args.frames,
+            "tile": args.tile,
+            "radius": args.radius,
+            "threads": args.threads,
+        },
+        "results": rows,
+    }
     (args.out / "stream.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = ["| backend | mode | run | frames | fps | latency p50 (ms) | latency p99 (ms) | stages: capture / map / deblur / "
-             "write mean (ms) |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        "| backend | mode | run | frames | fps | latency p50 (ms) | latency p99 (ms) | stages: capture / map / deblur / "
+        "write mean (ms) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for row in rows:
-        stages = " / ".join(f"{row[f'{s}_mean_ms']:.1f}" for s in ("capture", "map", "deblur", "write")) \
-            if row["mode"] == "pipelined" else "—"
-        lines.append(f"| {row['backend']} | {row['mode']} | {row['repeat'] + 1} | {row['frames']} | {row['fps']:.2f} | "
-                     f"{row['latency_p50_ms']:.0f} | {row['latency_p99_ms']:.0f} | {stages} |")
+        stages = (
+            " / ".join(f"{row[f'{s}_mean_ms']:.1f}" for s in ("capture", "map", "deblur", "write"))
+            if row["mode"] == "pipelined"
+            else "—"
+        )
+        lines.append(
+            f"| {row['backend']} | {row['mode']} | {row['repeat'] + 1} | {row['frames']} | {row['fps']:.2f} | "
+            f"{row['latency_p50_ms']:.0f} | {row['latency_p99_ms']:.0f} | {stages} |"
+        )
     (args.out / "stream.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -49,10 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     if not cv2.imwrite(str(args.out), picture, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
         print(f"cannot write {args.out}", file=sys.stderr)
         return 2
-    args.out.with_suffix(".json").write_text(json.dumps(
-        {"command": "python -m benchmarks.strength_picture " + " ".join(argv if argv is not None else sys.argv[1:]),
-         "model": str(args.model or "bundled"), "scene": f"svbr demo {height}×{width}, disk blur 0-5 px",
-         "scores": scores}, indent=1) + "\n")
+    args.out.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "command": "python -m benchmarks.strength_picture "
+                + " ".join(argv if argv is not None else sys.argv[1:]),
+                "model": str(args.model or "bundled"),
+                "scene": f"svbr demo {height}×{width}, disk blur 0-5 px",
+                "scores": scores,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     for name, score in scores.items():
         print(f"{name:13} {score['psnr']:6.2f} dB  SSIM {score['ssim']:.4f}")
     print(f"wrote {args.out} ({picture.shape[1]}×{picture.shape[0]}, {args.out.stat().st_size / 1024:.0f} KB)")

@@ -96,8 +96,7 @@ class Stages:
 
     def __call__(self, message: str) -> None:
         if self.enabled:
-            print(f"svbr calibrate [{time.perf_counter() - self.start:5.0f} s] {message}", file=sys.stderr,
-                  flush=True)
+            print(f"svbr calibrate [{time.perf_counter() - self.start:5.0f} s] {message}", file=sys.stderr, flush=True)
 
 
 def load_fp32_model(path: Path) -> onnx.ModelProto:
@@ -187,14 +186,18 @@ def calibrate(
     channel_order = metadata_of(source).get("svbr.channel_order", "BGR").lower() if source_io == "uint8" else "bgr"
     if source_io == "uint8":
         source = strip_uint8_io(source)
-    metadata = {**metadata_of(source), "svbr.precision": precision,
-                "svbr.precision_source": Path(onnx_path).name,
-                "svbr.precision_source_sha256": file_sha256(Path(onnx_path))}
+    metadata = {
+        **metadata_of(source),
+        "svbr.precision": precision,
+        "svbr.precision_source": Path(onnx_path).name,
+        "svbr.precision_source_sha256": file_sha256(Path(onnx_path)),
+    }
     summary: dict = {"precision": precision, "source": str(onnx_path), "out": str(out_path)}
     if precision == "fp16":
         result = convert_to_fp16(source, keep_fp32)
-        metadata["svbr.precision_recipe"] = json.dumps({"converter": "onnxconverter_common.float16",
-                                                        "keep_io_types": True, "keep_fp32": list(keep_fp32)})
+        metadata["svbr.precision_recipe"] = json.dumps(
+            {"converter": "onnxconverter_common.float16", "keep_io_types": True, "keep_fp32": list(keep_fp32)}
+        )
     else:
         if calibration is None:
             raise ValueError("INT8 needs a calibration set (images to draw it from)")
@@ -202,20 +205,37 @@ def calibrate(
             raise ValueError("INT8 must be calibrated on a calibration set, not a validation set")
         analyse = sensitivity or keep_fp16 is not None
         count = max(samples, eval_samples if analyse else 0)
-        stage(f"calibration set: {count} windows of {calibration.size + 2 * calibration.halo} px "
-              f"(cached under {cache_dir})")
+        stage(
+            f"calibration set: {count} windows of {calibration.size + 2 * calibration.halo} px "
+            f"(cached under {cache_dir})"
+        )
         paths = build_set(calibration, count, cache_dir, progress=progress)
         stage(f"quantizing ({int8.method}, target {int8.target}) on {samples} windows")
         result = quantize_int8(source, paths[:samples], int8)
-        recipe = {"quantizer": "onnxruntime.quantization.quantize_static (QDQ)", **asdict(int8),
-                  "samples": samples, "calibration_set": {**asdict(calibration),
-                                                          "images_dir": Path(calibration.images_dir).name}}
+        recipe = {
+            "quantizer": "onnxruntime.quantization.quantize_static (QDQ)",
+            **asdict(int8),
+            "samples": samples,
+            "calibration_set": {**asdict(calibration), "images_dir": Path(calibration.images_dir).name},
+        }
         summary["calibration_set"] = str(paths[0].parent)
         if analyse:
-            result, mixed = _mixed_precision(source, result, paths[:eval_samples], calibration, summary,
-                                             sensitivity, keep_fp16, target_ssim, threads, progress,
-                                             model_path=Path(onnx_path), cache_dir=Path(cache_dir), stage=stage,
-                                             int8=int8)
+            result, mixed = _mixed_precision(
+                source,
+                result,
+                paths[:eval_samples],
+                calibration,
+                summary,
+                sensitivity,
+                keep_fp16,
+                target_ssim,
+                threads,
+                progress,
+                model_path=Path(onnx_path),
+                cache_dir=Path(cache_dir),
+                stage=stage,
+                int8=int8,
+            )
             if mixed is not None:
                 recipe["keep_fp16"] = mixed
                 if mixed["layers"]:
@@ -253,12 +273,23 @@ def cli_keep_fp16(args: argparse.Namespace) -> str | int | list[str] | None:
     return None if args.keep_fp16 == "none" else parse_keep_fp16(args.keep_fp16)
 
 
-def _mixed_precision(source: onnx.ModelProto, int8_model: onnx.ModelProto, eval_paths: list[Path],
-                     calibration: SetSettings, summary: dict, sensitivity: bool,
-                     keep_fp16: str | int | list[str] | None, target_ssim: float, threads: int | None,
-                     progress: bool, *, model_path: Path | None = None, cache_dir: Path = DEFAULT_CACHE_DIR,
-                     stage: Stages | None = None, int8: Int8Settings = Int8Settings(),
-                     ) -> tuple[onnx.ModelProto, dict | None]:
+def _mixed_precision(
+    source: onnx.ModelProto,
+    int8_model: onnx.ModelProto,
+    eval_paths: list[Path],
+    calibration: SetSettings,
+    summary: dict,
+    sensitivity: bool,
+    keep_fp16: str | int | list[str] | None,
+    target_ssim: float,
+    threads: int | None,
+    progress: bool,
+    *,
+    model_path: Path | None = None,
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+    stage: Stages | None = None,
+    int8: Int8Settings = Int8Settings(),
+) -> tuple[onnx.ModelProto, dict | None]:
     """Sensitivity analysis and/or the mixed INT8/FP16 graph; fills ``summary``, returns (model, recipe entry).
 
     The ranking that ``keep_fp16="auto"`` or a count needs is read from a stored one for these weights
@@ -269,8 +300,12 @@ def _mixed_precision(source: onnx.ModelProto, int8_model: onnx.ModelProto, eval_
     flops = layer_flops(source, window, window)
     stage(f"scoring graphs on {len(eval_paths)} calibration windows against the FP32 model")
     evaluator = SsimEvaluator(source, eval_paths, threads)
-    measured = {"reference": "FP32 ONNX model (= PyTorch FP32 to SSIM 1.00000)",
-                "samples": len(eval_paths), "window": window, "set": "calibration windows"}
+    measured = {
+        "reference": "FP32 ONNX model (= PyTorch FP32 to SSIM 1.00000)",
+        "samples": len(eval_paths),
+        "window": window,
+        "set": "calibration windows",
+    }
     ranking: list[str] | None = None
     if sensitivity or keep_fp16 == "auto" or isinstance(keep_fp16, int):
         sha256 = weights_sha256(source)
@@ -278,13 +313,21 @@ def _mixed_precision(source: onnx.ModelProto, int8_model: onnx.ModelProto, eval_
         stored = None if sensitivity else load_ranking(candidate_paths(model_path, cache_dir, sha256), sha256, layers)
         if stored is not None:
             ranking = stored.layers
-            stage(f"reusing the stored sensitivity ranking {stored.path} (weights sha256 {sha256[:12]}…; "
-                  "--sensitivity measures it again)")
-            summary["ranking"] = {"layers": ranking, "reused": True, "source": str(stored.path),
-                                  "weights_sha256": sha256}
+            stage(
+                f"reusing the stored sensitivity ranking {stored.path} (weights sha256 {sha256[:12]}…; "
+                "--sensitivity measures it again)"
+            )
+            summary["ranking"] = {
+                "layers": ranking,
+                "reused": True,
+                "source": str(stored.path),
+                "weights_sha256": sha256,
+            }
         else:
-            stage(f"measuring the sensitivity of {len(layers)} layers, each quantized alone "
-                  f"(runs once for these weights: sha256 {sha256[:12]}…)")
+            stage(
+                f"measuring the sensitivity of {len(layers)} layers, each quantized alone "
+                f"(runs once for these weights: sha256 {sha256[:12]}…)"
+            )
             rows = layer_sensitivity(int8_model, evaluator, flops, progress=progress)
             ranking = [row.layer for row in rows]
             measured["none_quantized"] = evaluator.mean_ssim(restrict_quantization(int8_model, quantized=[]))
@@ -292,14 +335,25 @@ def _mixed_precision(source: onnx.ModelProto, int8_model: onnx.ModelProto, eval_
             summary["sensitivity"] = {**measured, "layers": [asdict(row) for row in rows]}
             summary["sensitivity_table"] = format_sensitivity(rows, measured)
             targets = ([path_beside(model_path)] if model_path is not None else []) + [
-                ranking_cache_path(cache_dir, sha256)]
+                ranking_cache_path(cache_dir, sha256)
+            ]
             settings = {**asdict(calibration), "images_dir": Path(calibration.images_dir).name, **asdict(int8)}
-            written = save_ranking(targets, sha256, ranking,
-                                   model_name=model_path.name if model_path is not None else "?",
-                                   rows=[asdict(row) for row in rows], measured=measured, settings=settings)
+            written = save_ranking(
+                targets,
+                sha256,
+                ranking,
+                model_name=model_path.name if model_path is not None else "?",
+                rows=[asdict(row) for row in rows],
+                measured=measured,
+                settings=settings,
+            )
             stage("stored the ranking: " + (", ".join(str(path) for path in written) or "nowhere (not writable)"))
-            summary["ranking"] = {"layers": ranking, "reused": False, "stored": [str(p) for p in written],
-                                  "weights_sha256": sha256}
+            summary["ranking"] = {
+                "layers": ranking,
+                "reused": False,
+                "stored": [str(p) for p in written],
+                "weights_sha256": sha256,
+            }
     if keep_fp16 is None:
         return int8_model, None
     history: list[dict] = []
@@ -322,8 +376,14 @@ def _mixed_precision(source: onnx.ModelProto, int8_model: onnx.ModelProto, eval_
     if score is None:
         score = evaluator.mean_ssim(fold_weight_qdq(mixed))
     estimate = tensorrt_cost_estimate(flops, chosen)
-    recipe = {"request": "names" if isinstance(keep_fp16, list) else keep_fp16, "target_ssim": target_ssim,
-              "layers": chosen, "ssim": score, "fp16_flop_share": estimate["fp16_flop_share"], **measured}
+    recipe = {
+        "request": "names" if isinstance(keep_fp16, list) else keep_fp16,
+        "target_ssim": target_ssim,
+        "layers": chosen,
+        "ssim": score,
+        "fp16_flop_share": estimate["fp16_flop_share"],
+        **measured,
+    }
     summary["mixed"] = {**recipe, "tensorrt_estimate": estimate}
     if history:
         summary["mixed_search"] = history
@@ -338,54 +398,113 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--precision", choices=TARGET_PRECISIONS, required=True)
     add_model(parser, dest="onnx", aliases=("--onnx",), required=True, help="FP32 model from `svbr export`")
-    add_output(parser, dest="out", type=Path, default=None,
-                        help="the .onnx file to write (required, except for an analysis-only --sensitivity run)")
+    add_output(
+        parser,
+        dest="out",
+        type=Path,
+        default=None,
+        help="the .onnx file to write (required, except for an analysis-only --sensitivity run)",
+    )
     group = parser.add_argument_group("INT8 calibration set (validation-split images only)")
-    group.add_argument("--images", type=Path, default=os.environ.get("SVBR_SHARP_IMAGES"),
-                       help="folder of sharp images, the one `svbr synth` was given (default: $SVBR_SHARP_IMAGES)")
-    group.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
-                       help=f"calibration windows (default {DEFAULT_SAMPLES})")
-    group.add_argument("--method", choices=sorted(CALIBRATION_METHODS), default=DEFAULT_METHOD,
-                       help=f"activation-range method (default {DEFAULT_METHOD})")
-    group.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
-                       help=f"for --method percentile (default {DEFAULT_PERCENTILE})")
-    group.add_argument("--target", choices=TARGETS, default="tensorrt",
-                       help="tensorrt (default: symmetric int8 QDQ on the convolutions, TensorRT's pattern) or cpu "
-                       "(uint8 activations, quantized outputs: ONNX Runtime's CPU provider runs integer QLinearConv)")
-    group.add_argument("--tile", type=int, default=DEFAULT_CALIBRATION_TILE_PX,
-                       help="calibration tile (px); windows are tile + 2*halo "
-                       f"(default {DEFAULT_CALIBRATION_TILE_PX}; {DEFAULT_TILE_PX} = the runtime's default tile)")
+    group.add_argument(
+        "--images",
+        type=Path,
+        default=os.environ.get("SVBR_SHARP_IMAGES"),
+        help="folder of sharp images, the one `svbr synth` was given (default: $SVBR_SHARP_IMAGES)",
+    )
+    group.add_argument(
+        "--samples", type=int, default=DEFAULT_SAMPLES, help=f"calibration windows (default {DEFAULT_SAMPLES})"
+    )
+    group.add_argument(
+        "--method",
+        choices=sorted(CALIBRATION_METHODS),
+        default=DEFAULT_METHOD,
+        help=f"activation-range method (default {DEFAULT_METHOD})",
+    )
+    group.add_argument(
+        "--percentile",
+        type=float,
+        default=DEFAULT_PERCENTILE,
+        help=f"for --method percentile (default {DEFAULT_PERCENTILE})",
+    )
+    group.add_argument(
+        "--target",
+        choices=TARGETS,
+        default="tensorrt",
+        help="tensorrt (default: symmetric int8 QDQ on the convolutions, TensorRT's pattern) or cpu "
+        "(uint8 activations, quantized outputs: ONNX Runtime's CPU provider runs integer QLinearConv)",
+    )
+    group.add_argument(
+        "--tile",
+        type=int,
+        default=DEFAULT_CALIBRATION_TILE_PX,
+        help="calibration tile (px); windows are tile + 2*halo "
+        f"(default {DEFAULT_CALIBRATION_TILE_PX}; {DEFAULT_TILE_PX} = the runtime's default tile)",
+    )
     group.add_argument("--halo", type=int, default=HALO_PX, help=f"deployment halo (px, default {HALO_PX})")
-    group.add_argument("--max-image-side", type=int, default=None,
-                       help="downscale photos larger than this first (default: native resolution)")
-    group.add_argument("--split-seed", type=int, default=0,
-                       help="seed of the train/validation split: the `svbr synth --seed` of the training cache (default 0)")
+    group.add_argument(
+        "--max-image-side",
+        type=int,
+        default=None,
+        help="downscale photos larger than this first (default: native resolution)",
+    )
+    group.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of the train/validation split: the `svbr synth --seed` of the training cache (default 0)",
+    )
     group.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
-    group.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR,
-                       help=f"calibration-set cache root (default {DEFAULT_CACHE_DIR})")
+    group.add_argument(
+        "--cache",
+        type=Path,
+        default=DEFAULT_CACHE_DIR,
+        help=f"calibration-set cache root (default {DEFAULT_CACHE_DIR})",
+    )
     group = parser.add_argument_group("INT8 with margin: sensitivity and mixed INT8/FP16 (--target tensorrt)")
-    group.add_argument("--sensitivity", action="store_true",
-                       help="measure the SSIM lost when each convolution alone is quantized; print the table "
-                       "(most sensitive first) and store the ranking (beside the model, <stem>_int8_ranking.json, "
-                       "and in the cache) for later runs, which otherwise reuse a stored ranking of the same "
-                       "weights; without -o/--output no model is written")
-    group.add_argument("--keep-fp16", default=None, metavar="auto|none|N|NAMES",
-                       help="keep layers out of INT8, computing in float16: auto (the fewest most sensitive "
-                       "reaching --target-ssim; the default for --target tensorrt), none (every layer INT8), "
-                       "N (the N most sensitive) or comma-separated node names")
-    group.add_argument("--target-ssim", type=float, default=DEFAULT_TARGET_SSIM,
-                       help=f"for --keep-fp16 auto: mean SSIM vs the FP32 model to reach (default {DEFAULT_TARGET_SSIM})")
-    group.add_argument("--eval-samples", type=int, default=DEFAULT_EVAL_SAMPLES,
-                       help="calibration windows the sensitivity and the mixed graph are scored on "
-                       f"(the first of the set; default {DEFAULT_EVAL_SAMPLES})")
-    group.add_argument("--threads", type=int, default=None,
-                       help="ONNX Runtime intra-op threads for those scores (default: all cores)")
+    group.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="measure the SSIM lost when each convolution alone is quantized; print the table "
+        "(most sensitive first) and store the ranking (beside the model, <stem>_int8_ranking.json, "
+        "and in the cache) for later runs, which otherwise reuse a stored ranking of the same "
+        "weights; without -o/--output no model is written",
+    )
+    group.add_argument(
+        "--keep-fp16",
+        default=None,
+        metavar="auto|none|N|NAMES",
+        help="keep layers out of INT8, computing in float16: auto (the fewest most sensitive "
+        "reaching --target-ssim; the default for --target tensorrt), none (every layer INT8), "
+        "N (the N most sensitive) or comma-separated node names",
+    )
+    group.add_argument(
+        "--target-ssim",
+        type=float,
+        default=DEFAULT_TARGET_SSIM,
+        help=f"for --keep-fp16 auto: mean SSIM vs the FP32 model to reach (default {DEFAULT_TARGET_SSIM})",
+    )
+    group.add_argument(
+        "--eval-samples",
+        type=int,
+        default=DEFAULT_EVAL_SAMPLES,
+        help="calibration windows the sensitivity and the mixed graph are scored on "
+        f"(the first of the set; default {DEFAULT_EVAL_SAMPLES})",
+    )
+    group.add_argument(
+        "--threads", type=int, default=None, help="ONNX Runtime intra-op threads for those scores (default: all cores)"
+    )
     group.add_argument("--json", type=Path, default=None, help="write the full summary (per-layer report) here")
     group = parser.add_argument_group("FP16")
-    group.add_argument("--keep-fp32", default="",
-                       help="comma-separated op types or node names to keep in float32 (default: none)")
-    parser.add_argument("--io", choices=IO_KINDS, default=None,
-                        help="graph I/O of the result (default: the source model's; see `svbr export --io`)")
+    group.add_argument(
+        "--keep-fp32", default="", help="comma-separated op types or node names to keep in float32 (default: none)"
+    )
+    parser.add_argument(
+        "--io",
+        choices=IO_KINDS,
+        default=None,
+        help="graph I/O of the result (default: the source model's; see `svbr export --io`)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no stage lines")
     return parser
 
@@ -402,16 +521,31 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error("--precision int8 needs --images DIR (the sharp images; or set $SVBR_SHARP_IMAGES)")
             if args.samples < 1:
                 parser.error("--samples must be >= 1")
-            calibration = SetSettings("calibration", str(Path(args.images).resolve()), args.split_seed,
-                                      args.seed, args.tile, args.halo, args.max_image_side)
+            calibration = SetSettings(
+                "calibration",
+                str(Path(args.images).resolve()),
+                args.split_seed,
+                args.seed,
+                args.tile,
+                args.halo,
+                args.max_image_side,
+            )
         summary = calibrate(
-            args.onnx, args.out, args.precision,
-            calibration=calibration, samples=args.samples,
+            args.onnx,
+            args.out,
+            args.precision,
+            calibration=calibration,
+            samples=args.samples,
             int8=Int8Settings(args.method, args.percentile, args.target),
             keep_fp32=tuple(entry for entry in args.keep_fp32.split(",") if entry),
-            cache_dir=args.cache, progress=not args.quiet, io=args.io,
-            sensitivity=args.sensitivity, keep_fp16=cli_keep_fp16(args),
-            target_ssim=args.target_ssim, eval_samples=args.eval_samples, threads=args.threads,
+            cache_dir=args.cache,
+            progress=not args.quiet,
+            io=args.io,
+            sensitivity=args.sensitivity,
+            keep_fp16=cli_keep_fp16(args),
+            target_ssim=args.target_ssim,
+            eval_samples=args.eval_samples,
+            threads=args.threads,
         )
     except (FileNotFoundError, ValueError) as error:
         print(f"svbr calibrate: error: {error}", file=sys.stderr)

@@ -94,8 +94,12 @@ class SsimCompareFunc:
                 results[name] = SsimResult(float("nan"), float("nan"), float("inf"), self.min_ssim)
                 continue
             a, b = _as_image(expected), _as_image(found)
-            results[name] = SsimResult(ssim(a, b), min(psnr(a, b), PSNR_CAP_DB),
-                                       float(np.abs(expected.astype(np.float64) - found).max()), self.min_ssim)
+            results[name] = SsimResult(
+                ssim(a, b),
+                min(psnr(a, b), PSNR_CAP_DB),
+                float(np.abs(expected.astype(np.float64) - found).max()),
+                self.min_ssim,
+            )
         return results
 
 
@@ -103,8 +107,13 @@ class CallableRunner(BaseRunner):
     """A Polygraphy runner around a function ``(image, blur_map) -> sharp`` of the float network contract,
     or around a :class:`runtime.backends.Backend` (opened lazily when ``make`` is a zero-argument factory)."""
 
-    def __init__(self, function: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None, *,
-                 make: Callable[[], object] | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        function: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+        *,
+        make: Callable[[], object] | None = None,
+        name: str | None = None,
+    ) -> None:
         super().__init__(name=name, prefix="svbr-runner")
         if (function is None) == (make is None):
             raise ValueError("give a function or a backend factory, not both")
@@ -160,15 +169,17 @@ class Uint8IORunner(BaseRunner):
         sharp = np.asarray(outputs[OUTPUT_NAME])
         sharp = sharp[..., ::-1] if self.flip else sharp
         self.inference_time = self.inner.last_inference_time()
-        return OrderedDict([(OUTPUT_NAME, np.ascontiguousarray(sharp.transpose(0, 3, 1, 2), dtype=np.float32)
-                             / np.float32(255))])
+        return OrderedDict(
+            [(OUTPUT_NAME, np.ascontiguousarray(sharp.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255))]
+        )
 
     def deactivate_impl(self) -> None:
         self.inner.deactivate()
 
 
-def onnxruntime_runner(model: Path, provider: str = "cpu", threads: int | None = None,
-                       name: str | None = None) -> BaseRunner:
+def onnxruntime_runner(
+    model: Path, provider: str = "cpu", threads: int | None = None, name: str | None = None
+) -> BaseRunner:
     """``OnnxrtRunner`` on ``SessionFromOnnx`` (or, with ``threads``, a session with that many intra-op
     threads: Polygraphy's loader uses every core)."""
     from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
@@ -176,6 +187,7 @@ def onnxruntime_runner(model: Path, provider: str = "cpu", threads: int | None =
     if threads is None:
         session = SessionFromOnnx(str(model), providers=[provider])
     else:
+
         def session():
             import onnxruntime as ort
 
@@ -185,6 +197,7 @@ def onnxruntime_runner(model: Path, provider: str = "cpu", threads: int | None =
             if not available:
                 raise RuntimeError(f"ONNX Runtime has no {provider} provider here")
             return ort.InferenceSession(str(model), options, providers=available[:1])
+
     return OnnxrtRunner(session, name=name or str(model))
 
 

@@ -203,8 +203,13 @@ def set_directory(settings: SetSettings, cache_dir: Path) -> Path:
 
 
 def _write_sample(path: Path, sample: WindowSample) -> None:
-    arrays = {"blurry": sample.blurry, "radius_px": sample.radius_px.astype(np.float16),
-              "source": sample.source, "family": sample.family, "map_kind": sample.map_kind}
+    arrays = {
+        "blurry": sample.blurry,
+        "radius_px": sample.radius_px.astype(np.float16),
+        "source": sample.source,
+        "family": sample.family,
+        "map_kind": sample.map_kind,
+    }
     if sample.sharp is not None:
         arrays["sharp"] = sample.sharp
     tmp = path.with_name(path.stem + ".tmp.npz")
@@ -225,8 +230,9 @@ def read_window_sample(path: Path) -> WindowSample:
         )
 
 
-def build_set(settings: SetSettings, samples: int, cache_dir: Path = DEFAULT_CACHE_DIR,
-              progress: bool = True) -> list[Path]:
+def build_set(
+    settings: SetSettings, samples: int, cache_dir: Path = DEFAULT_CACHE_DIR, progress: bool = True
+) -> list[Path]:
     """Make (or complete) a cached set and return the paths of its first ``samples`` samples.
 
     Args:

@@ -54,8 +54,13 @@ from calibration.mixed import DEFAULT_EVAL_SAMPLES, DEFAULT_TARGET_SSIM
 from runtime.constants import HALO_PX, INPUT_IMAGE_NAME, INPUT_MAP_NAME
 
 #: Files ``prepare`` writes into the work directory.
-INPUTS, REFERENCE, LOADER, COMMAND, ENGINE = ("inputs.json", "reference.json", "calibration_loader.py",
-                                              "command.json", "polygraphy_debug.engine")
+INPUTS, REFERENCE, LOADER, COMMAND, ENGINE = (
+    "inputs.json",
+    "reference.json",
+    "calibration_loader.py",
+    "command.json",
+    "polygraphy_debug.engine",
+)
 
 _LOADER_SCRIPT = '''"""Polygraphy --data-loader-script: the calibration windows of `svbr calibrate` (written by
 calibration.debug_precision prepare)."""
@@ -83,8 +88,15 @@ def _model_precision(model: Path) -> str:
     return metadata.get("svbr.precision", "fp32")
 
 
-def debug_precision_argv(model: Path, workdir: Path, window: int, precision: str, min_ssim: float = DEFAULT_TARGET_SSIM,
-                         mode: str = "bisect", python: str = sys.executable) -> list[str]:
+def debug_precision_argv(
+    model: Path,
+    workdir: Path,
+    window: int,
+    precision: str,
+    min_ssim: float = DEFAULT_TARGET_SSIM,
+    mode: str = "bisect",
+    python: str = sys.executable,
+) -> list[str]:
     """The ``polygraphy debug precision`` command line for ``model`` (see the module notes).
 
     Args:
@@ -105,20 +117,47 @@ def debug_precision_argv(model: Path, workdir: Path, window: int, precision: str
         argv += [option, *(f"{name}:{json.dumps(shape).replace(' ', '')}" for name, shape in shapes.items())]
     argv += ["--int8", "--fp16", "--precision-constraints", "obey", "--mode", mode]
     if precision == "fp32":
-        argv += ["-p", "float16", "--dir", "reverse",
-                 "--data-loader-script", f"{workdir / LOADER}:load_data",
-                 "--calibration-cache", str(workdir / "calibration.cache")]
+        argv += [
+            "-p",
+            "float16",
+            "--dir",
+            "reverse",
+            "--data-loader-script",
+            f"{workdir / LOADER}:load_data",
+            "--calibration-cache",
+            str(workdir / "calibration.cache"),
+        ]
     else:
         argv += ["-p", "float32", "--dir", "forward"]
-    argv += ["--iter-artifact", str(workdir / ENGINE),
-             "--check", python, "-m", "calibration.debug_precision", "check", "--engine", str(workdir / ENGINE),
-             "--workdir", str(workdir), "--min-ssim", str(min_ssim)]
+    argv += [
+        "--iter-artifact",
+        str(workdir / ENGINE),
+        "--check",
+        python,
+        "-m",
+        "calibration.debug_precision",
+        "check",
+        "--engine",
+        str(workdir / ENGINE),
+        "--workdir",
+        str(workdir),
+        "--min-ssim",
+        str(min_ssim),
+    ]
     return argv
 
 
-def prepare(model: Path, workdir: Path, calibration: SetSettings, samples: int = DEFAULT_EVAL_SAMPLES,
-            cache_dir: Path = DEFAULT_CACHE_DIR, reference_model: Path | None = None, min_ssim: float = DEFAULT_TARGET_SSIM,
-            threads: int | None = None, progress: bool = True) -> dict:
+def prepare(
+    model: Path,
+    workdir: Path,
+    calibration: SetSettings,
+    samples: int = DEFAULT_EVAL_SAMPLES,
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+    reference_model: Path | None = None,
+    min_ssim: float = DEFAULT_TARGET_SSIM,
+    threads: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Write inputs, reference outputs, the calibration loader and the command (no TensorRT needed).
 
     Args:
@@ -152,23 +191,44 @@ def prepare(model: Path, workdir: Path, calibration: SetSettings, samples: int =
     for name in (INPUTS, REFERENCE):
         (workdir / name).unlink(missing_ok=True)
     with quiet_polygraphy():
-        Comparator.run([onnxruntime_runner(Path(reference_model), threads=threads, name="fp32-reference")],
-                       data_loader=feeds, save_inputs_path=str(workdir / INPUTS),
-                       save_outputs_path=str(workdir / REFERENCE))
+        Comparator.run(
+            [onnxruntime_runner(Path(reference_model), threads=threads, name="fp32-reference")],
+            data_loader=feeds,
+            save_inputs_path=str(workdir / INPUTS),
+            save_outputs_path=str(workdir / REFERENCE),
+        )
     from runtime.constants import MAX_RADIUS_PX
 
-    (workdir / LOADER).write_text(_LOADER_SCRIPT.format(
-        paths=[str(Path(p).resolve()) for p in paths], image=INPUT_IMAGE_NAME, blur_map=INPUT_MAP_NAME,
-        max_radius=float(MAX_RADIUS_PX)))
+    (workdir / LOADER).write_text(
+        _LOADER_SCRIPT.format(
+            paths=[str(Path(p).resolve()) for p in paths],
+            image=INPUT_IMAGE_NAME,
+            blur_map=INPUT_MAP_NAME,
+            max_radius=float(MAX_RADIUS_PX),
+        )
+    )
     argv = debug_precision_argv(model, workdir, window, precision, min_ssim)
-    info = {"model": str(model), "precision": precision, "reference": str(reference_model), "window": window,
-            "samples": len(paths), "min_ssim": min_ssim, "argv": argv, "command": shlex.join(argv)}
+    info = {
+        "model": str(model),
+        "precision": precision,
+        "reference": str(reference_model),
+        "window": window,
+        "samples": len(paths),
+        "min_ssim": min_ssim,
+        "argv": argv,
+        "command": shlex.join(argv),
+    }
     (workdir / COMMAND).write_text(json.dumps(info, indent=1))
     return info
 
 
-def check(workdir: Path, engine: Path | None = None, onnx_model: Path | None = None,
-          min_ssim: float = DEFAULT_TARGET_SSIM, threads: int | None = None) -> tuple[bool, float]:
+def check(
+    workdir: Path,
+    engine: Path | None = None,
+    onnx_model: Path | None = None,
+    min_ssim: float = DEFAULT_TARGET_SSIM,
+    threads: int | None = None,
+) -> tuple[bool, float]:
     """Run an engine (``TrtRunner``) or an ONNX model (``OnnxrtRunner``) on ``inputs.json``; compare with
     ``reference.json`` through Polygraphy's comparator and our SSIM. Returns (passed, mean SSIM)."""
     from polygraphy.comparator import Comparator, RunResults
@@ -210,8 +270,11 @@ def run(workdir: Path) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m calibration.debug_precision", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m calibration.debug_precision",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     prep = commands.add_parser("prepare", help="write inputs, reference outputs and the command (no TensorRT)")
     prep.add_argument("--model", type=Path, required=True, help="FP32, INT8 or mixed ONNX model (float I/O)")
@@ -244,10 +307,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "prepare":
-            settings = SetSettings("calibration", str(args.images.resolve()), args.split_seed, args.seed,
-                                   args.tile, args.halo)
-            info = prepare(args.model, args.workdir, settings, args.samples, args.cache, args.reference,
-                           args.min_ssim, args.threads)
+            settings = SetSettings(
+                "calibration", str(args.images.resolve()), args.split_seed, args.seed, args.tile, args.halo
+            )
+            info = prepare(
+                args.model,
+                args.workdir,
+                settings,
+                args.samples,
+                args.cache,
+                args.reference,
+                args.min_ssim,
+                args.threads,
+            )
             print(info["command"])
             return 0
         if args.command == "run":

@@ -56,8 +56,9 @@ def convert_to_fp16(model: onnx.ModelProto, keep_fp32: Sequence[str] = ()) -> on
     names = {node.name for node in model.graph.node}
     unknown = [entry for entry in keep_fp32 if entry not in op_types and entry not in names]
     if unknown:
-        raise ValueError(f"keep_fp32: {unknown} are neither op types nor node names of this graph "
-                         f"(op types: {sorted(op_types)})")
+        raise ValueError(
+            f"keep_fp32: {unknown} are neither op types nor node names of this graph (op types: {sorted(op_types)})"
+        )
     block_ops = [entry for entry in keep_fp32 if entry in op_types]
     block_nodes = [entry for entry in keep_fp32 if entry in names and entry not in op_types]
     block_nodes += residual_head_nodes(model)
@@ -111,6 +112,9 @@ def _restore_float32_outputs(model: onnx.ModelProto) -> None:
         half_name = value.name + "_float16"
         if node is not None:
             node.output[list(node.output).index(value.name)] = half_name
-        model.graph.node.append(onnx.helper.make_node("Cast", [half_name], [value.name], to=onnx.TensorProto.FLOAT,
-                                                      name=value.name + "_cast_to_float32"))
+        model.graph.node.append(
+            onnx.helper.make_node(
+                "Cast", [half_name], [value.name], to=onnx.TensorProto.FLOAT, name=value.name + "_cast_to_float32"
+            )
+        )
         tensor_type.elem_type = onnx.TensorProto.FLOAT

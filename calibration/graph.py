@@ -77,8 +77,10 @@ def conv_costs(model: onnx.ModelProto, height: int, width: int) -> list[LayerCos
                 dim.dim_value = size
     del fixed.graph.value_info[:]
     inferred = onnx.shape_inference.infer_shapes(fixed, strict_mode=True)
-    shapes = {value.name: [d.dim_value for d in value.type.tensor_type.shape.dim]
-              for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
+    shapes = {
+        value.name: [d.dim_value for d in value.type.tensor_type.shape.dim]
+        for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+    }
     weights = {init.name: list(init.dims) for init in model.graph.initializer}
     costs = []
     for node in inferred.graph.node:
@@ -90,8 +92,15 @@ def conv_costs(model: onnx.ModelProto, height: int, width: int) -> list[LayerCos
         inputs, outputs = shapes[node.input[0]], shapes[node.output[0]]
         # Conv: each output pixel reads the whole weight; ConvTranspose: each input pixel does.
         pixels = outputs if node.op_type == "Conv" else inputs
-        costs.append(LayerCost(node.name, node.op_type, 2 * int(np.prod(pixels[2:])) * int(np.prod(weight)),
-                               int(np.prod(inputs)) + int(np.prod(outputs)), int(np.prod(weight))))
+        costs.append(
+            LayerCost(
+                node.name,
+                node.op_type,
+                2 * int(np.prod(pixels[2:])) * int(np.prod(weight)),
+                int(np.prod(inputs)) + int(np.prod(outputs)),
+                int(np.prod(weight)),
+            )
+        )
     return costs
 
 
@@ -155,8 +164,9 @@ def check_int8_graph(model: onnx.ModelProto) -> QDQSummary:
     def constant(name: str) -> np.ndarray | None:
         return initializers.get(name)
 
-    def check_pair(dq: onnx.NodeProto | None, what: str, per_channel_axis: int | None,
-                   channels: int | None) -> onnx.NodeProto | None:
+    def check_pair(
+        dq: onnx.NodeProto | None, what: str, per_channel_axis: int | None, channels: int | None
+    ) -> onnx.NodeProto | None:
         """Check DequantizeLinear ``dq`` (and its QuantizeLinear when present); return the Q node."""
         if dq is None or dq.op_type != "DequantizeLinear":
             problems.append(f"{what}: not read through DequantizeLinear")
@@ -183,8 +193,10 @@ def check_int8_graph(model: onnx.ModelProto) -> QDQSummary:
                 if scale.size != 1:
                     problems.append(f"{what}: activation scale must be per tensor, got {scale.size} values")
             elif scale.ndim != 1 or scale.size != channels or axis != per_channel_axis:
-                problems.append(f"{what}: weight scale must be per output channel (axis {per_channel_axis}, "
-                                f"{channels} values), got axis {axis} with {scale.size} values")
+                problems.append(
+                    f"{what}: weight scale must be per output channel (axis {per_channel_axis}, "
+                    f"{channels} values), got axis {axis} with {scale.size} values"
+                )
             if np.any(~np.isfinite(scale)) or np.any(scale <= 0):
                 problems.append(f"{what}: {node.op_type} scale must be finite and positive")
         return quantize
@@ -218,14 +230,19 @@ def check_int8_graph(model: onnx.ModelProto) -> QDQSummary:
             problems.append(f"{label} bias must stay a float constant (TensorRT quantizes no bias)")
     if problems:
         raise ValueError("INT8 graph is not quantized as TensorRT requires:\n  " + "\n  ".join(problems[:20]))
-    pairs = sum(1 for node in model.graph.node if node.op_type == "DequantizeLinear"
-                and producer.get(node.input[0]) is not None
-                and producer[node.input[0]].op_type == "QuantizeLinear")
+    pairs = sum(
+        1
+        for node in model.graph.node
+        if node.op_type == "DequantizeLinear"
+        and producer.get(node.input[0]) is not None
+        and producer[node.input[0]].op_type == "QuantizeLinear"
+    )
     return QDQSummary(len(weighted), pairs, len(activation_pairs), weight_pairs, len(fp16_layers))
 
 
-def _float16_layer_problems(node: onnx.NodeProto, label: str, producer: dict[str, onnx.NodeProto],
-                            initializers: dict[str, np.ndarray]) -> list[str]:
+def _float16_layer_problems(
+    node: onnx.NodeProto, label: str, producer: dict[str, onnx.NodeProto], initializers: dict[str, np.ndarray]
+) -> list[str]:
     """Why a layer a mixed graph keeps in float16 does not compute in float16 without QDQ (empty: it does)."""
     problems = []
     source = producer.get(node.input[0])
@@ -241,8 +258,7 @@ def _float16_layer_problems(node: onnx.NodeProto, label: str, producer: dict[str
         if weight is None or weight.dtype != np.float16:
             problems.append(f"{label} (float16): input comes from a layer that is not float16")
     else:
-        problems.append(f"{label} (float16): input is {source.op_type}, neither a Cast to float16 nor a "
-                        "float16 layer")
+        problems.append(f"{label} (float16): input is {source.op_type}, neither a Cast to float16 nor a float16 layer")
     for index, what in ((1, "weight"), (2, "bias")):
         if index >= len(node.input) or not node.input[index]:
             continue
@@ -301,13 +317,20 @@ def check_int8_cpu_graph(model: onnx.ModelProto) -> QDQSummary:
                 problems.append(f"{label} bias: not an int32 constant behind DequantizeLinear")
         out_readers = readers.get(node.output[0], [])
         if [r.op_type for r in out_readers] != ["QuantizeLinear"]:
-            problems.append(f"{label} output: must be read by one QuantizeLinear only, got "
-                            f"{[r.op_type for r in out_readers]}")
+            problems.append(
+                f"{label} output: must be read by one QuantizeLinear only, got {[r.op_type for r in out_readers]}"
+            )
     if problems:
-        raise ValueError("CPU INT8 graph is not in ONNX Runtime's QLinearConv pattern:\n  " + "\n  ".join(problems[:20]))
-    pairs = sum(1 for node in model.graph.node if node.op_type == "DequantizeLinear"
-                and producer.get(node.input[0]) is not None
-                and producer[node.input[0]].op_type == "QuantizeLinear")
+        raise ValueError(
+            "CPU INT8 graph is not in ONNX Runtime's QLinearConv pattern:\n  " + "\n  ".join(problems[:20])
+        )
+    pairs = sum(
+        1
+        for node in model.graph.node
+        if node.op_type == "DequantizeLinear"
+        and producer.get(node.input[0]) is not None
+        and producer[node.input[0]].op_type == "QuantizeLinear"
+    )
     return QDQSummary(len(convs), pairs, len(activation_pairs), len(convs))
 
 
@@ -326,8 +349,11 @@ def check_fp16_graph(model: onnx.ModelProto) -> int:
     # Ops deliberately kept in float32 (svbr calibrate --keep-fp32) are recorded in the recipe metadata.
     recipe = json.loads(metadata_of(model).get("svbr.precision_recipe", "{}"))
     kept = set(recipe.get("keep_fp32", []))
-    weighted = {node.input[1] for node in model.graph.node
-                if node.op_type in WEIGHTED_OPS and node.op_type not in kept and node.name not in kept}
+    weighted = {
+        node.input[1]
+        for node in model.graph.node
+        if node.op_type in WEIGHTED_OPS and node.op_type not in kept and node.name not in kept
+    }
     initializer_types = {init.name: init.data_type for init in model.graph.initializer}
     not_half = [name for name in weighted if initializer_types.get(name) != onnx.TensorProto.FLOAT16]
     if not_half:

@@ -177,8 +177,9 @@ class Int8Settings:
             raise ValueError(f"percentile must be in (0, 100], got {self.percentile}")
 
 
-def quantize_int8(model: onnx.ModelProto, sample_paths: Sequence[Path],
-                  settings: Int8Settings = Int8Settings()) -> onnx.ModelProto:
+def quantize_int8(
+    model: onnx.ModelProto, sample_paths: Sequence[Path], settings: Int8Settings = Int8Settings()
+) -> onnx.ModelProto:
     """Insert calibrated QDQ pairs on every Conv/ConvTranspose of an FP32 graph.
 
     Args:
@@ -216,15 +217,27 @@ def quantize_int8(model: onnx.ModelProto, sample_paths: Sequence[Path],
     if settings.target == "cpu":
         # ONNX Runtime CPU: fused DQ→Conv→Q = QLinearConv needs quantized outputs and int32 biases;
         # asymmetric uint8 activations are what its (VNNI) u8s8 kernels take.
-        extra_options.update({"ActivationSymmetric": False, "CalibTensorRangeSymmetric": False,
-                              "QuantizeBias": True, "OpTypesToExcludeOutputQuantization": [],
-                              "AddQDQPairToWeight": False})  # int8 weights stored as such: a 4x smaller file
-        quantize_options = {"op_types_to_quantize": list(CPU_QUANTIZED_OPS), "activation_type": QuantType.QUInt8,
-                            "nodes_to_exclude": residual_head_nodes(model),
-                            "reduce_range": CPU_REDUCE_RANGE}
+        extra_options.update(
+            {
+                "ActivationSymmetric": False,
+                "CalibTensorRangeSymmetric": False,
+                "QuantizeBias": True,
+                "OpTypesToExcludeOutputQuantization": [],
+                "AddQDQPairToWeight": False,
+            }
+        )  # int8 weights stored as such: a 4x smaller file
+        quantize_options = {
+            "op_types_to_quantize": list(CPU_QUANTIZED_OPS),
+            "activation_type": QuantType.QUInt8,
+            "nodes_to_exclude": residual_head_nodes(model),
+            "reduce_range": CPU_REDUCE_RANGE,
+        }
     # ORT's histogram collector print()s a line per window: keep stdout for our own summary.
-    with tempfile.TemporaryDirectory(prefix="svbr-int8-") as tmp, _quiet("root"), \
-            contextlib.redirect_stdout(io.StringIO()):
+    with (
+        tempfile.TemporaryDirectory(prefix="svbr-int8-") as tmp,
+        _quiet("root"),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
         source, prepared, quantized = (os.path.join(tmp, name) for name in ("in.onnx", "pre.onnx", "int8.onnx"))
         onnx.save(model, source)
         # Shape inference only (no ORT graph rewriting): the quantizer needs tensor types.
@@ -232,13 +245,16 @@ def quantize_int8(model: onnx.ModelProto, sample_paths: Sequence[Path],
         if settings.method == "entropy":
             # TensorRT's entropy calibration, computed here; the quantizer reads the ranges from a cache.
             # TensorRT target: only the convolutions' inputs are quantized (no output quantization).
-            tensors = calibration_tensors(model, quantize_options["op_types_to_quantize"],
-                                          outputs=settings.target == "cpu")
+            tensors = calibration_tensors(
+                model, quantize_options["op_types_to_quantize"], outputs=settings.target == "cpu"
+            )
             ranges = entropy_ranges(model, tensors, sample_paths, symmetric=settings.target == "tensorrt")
             cache_path = os.path.join(tmp, "ranges.json")
             _save_ranges(ranges, cache_path, ORT_METHODS["entropy"])
         quantize_static(
-            prepared, quantized, None if cache_path else reader,
+            prepared,
+            quantized,
+            None if cache_path else reader,
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             weight_type=QuantType.QInt8,
@@ -254,8 +270,9 @@ def quantize_int8(model: onnx.ModelProto, sample_paths: Sequence[Path],
     return result
 
 
-def entropy_amax(hist: np.ndarray, edges: np.ndarray, levels: int = ENTROPY_LEVELS,
-                 start_bin: int = ENTROPY_START_BIN) -> float:
+def entropy_amax(
+    hist: np.ndarray, edges: np.ndarray, levels: int = ENTROPY_LEVELS, start_bin: int = ENTROPY_START_BIN
+) -> float:
     """TensorRT's entropy calibration: the |x| threshold that minimises KL(P ‖ Q) on a histogram of |x|.
 
     For each candidate end bin ``i`` (``start_bin`` … ``len(hist)``): P = the first ``i`` bins with the
@@ -381,8 +398,13 @@ def calibration_tensors(model: onnx.ModelProto, op_types: Sequence[str], outputs
     return names
 
 
-def entropy_ranges(model: onnx.ModelProto, tensors: Sequence[str], sample_paths: Sequence[Path],
-                   symmetric: bool = True, threads: int | None = None) -> dict[str, tuple[float, float]]:
+def entropy_ranges(
+    model: onnx.ModelProto,
+    tensors: Sequence[str],
+    sample_paths: Sequence[Path],
+    symmetric: bool = True,
+    threads: int | None = None,
+) -> dict[str, tuple[float, float]]:
     """Entropy-calibrated (low, high) per tensor: (−amax, amax), or the observed [min, max] clipped to ±amax
     when ``symmetric`` is False. Histograms are collected one window at a time (ONNX Runtime CPU)."""
     import onnxruntime as ort
@@ -417,8 +439,10 @@ def _save_ranges(ranges: dict[str, tuple[float, float]], path: str, ort_method: 
     """Write ``ranges`` as an ONNX Runtime calibration cache (``quantize_static(calibration_cache_path=...)``)."""
     from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData, save_tensors_data
 
-    data = {name: TensorData(lowest=np.array(low, np.float32), highest=np.array(high, np.float32))
-            for name, (low, high) in ranges.items()}
+    data = {
+        name: TensorData(lowest=np.array(low, np.float32), highest=np.array(high, np.float32))
+        for name, (low, high) in ranges.items()
+    }
     save_tensors_data(TensorsData(getattr(CalibrationMethod, ort_method), data), path)
 
 

@@ -94,7 +94,7 @@ def tensorrt_cost_estimate(flops: dict[str, int], fp16_layers: Iterable[str]) ->
         "conv_time_vs_all_int8": factor,
         "conv_time_vs_all_fp16": factor / INT8_SPEEDUP_OVER_FP16,
         "assumption": f"estimate: compute-bound convolutions, INT8 Tensor Cores {INT8_SPEEDUP_OVER_FP16:g}x FP16; "
-                      "conv time vs all-INT8 = (1 - s) + 2 s = 1 + s for FLOP share s in float16",
+        "conv time vs all-INT8 = (1 - s) + 2 s = 1 + s for FLOP share s in float16",
     }
 
 
@@ -142,8 +142,9 @@ def _prune(graph: onnx.GraphProto) -> None:
     graph.initializer.extend(initializers)
 
 
-def restrict_quantization(int8_model: onnx.ModelProto, fp16: Iterable[str] = (),
-                          quantized: Iterable[str] | None = None) -> onnx.ModelProto:
+def restrict_quantization(
+    int8_model: onnx.ModelProto, fp16: Iterable[str] = (), quantized: Iterable[str] | None = None
+) -> onnx.ModelProto:
     """A copy of a TensorRT-pattern INT8 graph in which only some layers stay quantized.
 
     Args:
@@ -216,16 +217,24 @@ def restrict_quantization(int8_model: onnx.ModelProto, fp16: Iterable[str] = (),
         input_cast = None
         if activation not in input_casts:
             input_casts[activation] = activation + "/float16"
-            input_cast = onnx.helper.make_node("Cast", [activation], [input_casts[activation]],
-                                               to=onnx.TensorProto.FLOAT16, name=f"{activation}/cast_to_float16")
+            input_cast = onnx.helper.make_node(
+                "Cast",
+                [activation],
+                [input_casts[activation]],
+                to=onnx.TensorProto.FLOAT16,
+                name=f"{activation}/cast_to_float16",
+            )
         node.input[0] = input_casts[activation]
         node.input[1] = half_constant(weight)
         if len(node.input) > 2 and node.input[2]:
             node.input[2] = half_constant(node.input[2])
         last = node
         out_readers = readers.get(node.output[0], [])
-        if len(out_readers) == 1 and out_readers[0].op_type == "Relu" and \
-                node.output[0] not in {v.name for v in graph.output}:
+        if (
+            len(out_readers) == 1
+            and out_readers[0].op_type == "Relu"
+            and node.output[0] not in {v.name for v in graph.output}
+        ):
             last = out_readers[0]  # Conv + ReLU stay together in float16 (TensorRT fuses them)
         result = last.output[0]
         last.output[0] = result + "/float16"
@@ -233,8 +242,11 @@ def restrict_quantization(int8_model: onnx.ModelProto, fp16: Iterable[str] = (),
         if last is not node:
             node.output[0] = node.output[0] + "/float16"
             last.input[0] = node.output[0]
-        after.setdefault(last.output[0], []).append(onnx.helper.make_node(
-            "Cast", [last.output[0]], [result], to=onnx.TensorProto.FLOAT, name=f"{result}/cast_to_float32"))
+        after.setdefault(last.output[0], []).append(
+            onnx.helper.make_node(
+                "Cast", [last.output[0]], [result], to=onnx.TensorProto.FLOAT, name=f"{result}/cast_to_float32"
+            )
+        )
         if input_cast is not None:
             before.setdefault(node.output[0], []).append(input_cast)  # (outputs are final by now)
 
@@ -339,8 +351,10 @@ class SsimEvaluator:
 
     def _run(self, model: onnx.ModelProto) -> list[np.ndarray]:
         session = _session(model, self.threads)
-        return [session.run([OUTPUT_NAME], {INPUT_IMAGE_NAME: image, INPUT_MAP_NAME: blur_map})[0]
-                for image, blur_map in self.inputs]
+        return [
+            session.run([OUTPUT_NAME], {INPUT_IMAGE_NAME: image, INPUT_MAP_NAME: blur_map})[0]
+            for image, blur_map in self.inputs
+        ]
 
     def scores(self, model: onnx.ModelProto) -> list[float]:
         """Per-sample SSIM of ``model``'s outputs against the reference's."""
@@ -369,16 +383,18 @@ class LayerSensitivity:
     flop_share: float
 
 
-def sensitivity(int8_model: onnx.ModelProto, evaluator: SsimEvaluator, flops: dict[str, int],
-                progress: bool = True) -> list[LayerSensitivity]:
+def sensitivity(
+    int8_model: onnx.ModelProto, evaluator: SsimEvaluator, flops: dict[str, int], progress: bool = True
+) -> list[LayerSensitivity]:
     """Quantize each layer alone and measure; rows sorted by SSIM lost, largest first."""
     op_types = {node.name: node.op_type for node in int8_model.graph.node}
     total = sum(flops.values()) or 1
     rows = []
     for name in tqdm(weighted_layers(int8_model), desc="sensitivity", unit="layer", disable=not progress):
         value = evaluator.mean_ssim(fold_weight_qdq(restrict_quantization(int8_model, quantized=[name])))
-        rows.append(LayerSensitivity(name, op_types[name], value, 1.0 - value, flops.get(name, 0),
-                                     flops.get(name, 0) / total))
+        rows.append(
+            LayerSensitivity(name, op_types[name], value, 1.0 - value, flops.get(name, 0), flops.get(name, 0) / total)
+        )
     return sorted(rows, key=lambda row: row.ssim_lost, reverse=True)
 
 
@@ -387,8 +403,9 @@ def mixed_score(int8_model: onnx.ModelProto, fp16: Sequence[str], evaluator: Ssi
     return evaluator.mean_ssim(fold_weight_qdq(restrict_quantization(int8_model, fp16=fp16)))
 
 
-def choose_fp16_layers(int8_model: onnx.ModelProto, ranking: Sequence[str], evaluator: SsimEvaluator,
-                       target: float, progress: bool = True) -> tuple[list[str], list[dict]]:
+def choose_fp16_layers(
+    int8_model: onnx.ModelProto, ranking: Sequence[str], evaluator: SsimEvaluator, target: float, progress: bool = True
+) -> tuple[list[str], list[dict]]:
     """The fewest of the most sensitive layers (``ranking``, most sensitive first) to keep in float16
     for the mixed graph to reach mean SSIM ``target``.
 
@@ -420,8 +437,10 @@ def choose_fp16_layers(int8_model: onnx.ModelProto, ranking: Sequence[str], eval
             if score(count) >= target:
                 passing = count
             elif count == len(ranking):
-                raise ValueError(f"mean SSIM {history[-1]['ssim']:.5f} < {target} even with all "
-                                 f"{len(ranking)} ranked layers in float16")
+                raise ValueError(
+                    f"mean SSIM {history[-1]['ssim']:.5f} < {target} even with all "
+                    f"{len(ranking)} ranked layers in float16"
+                )
             else:
                 failing, count = count, count * 2
         while passing - failing > 1:
@@ -451,9 +470,13 @@ def format_sensitivity(rows: Sequence[LayerSensitivity], baseline: dict, limit: 
     lines = [f"{'#':>3} {'layer':<58} {'op':<13} {'SSIM':>8} {'SSIM lost':>10} {'GFLOP':>7} {'FLOP share':>10}"]
     lines.append("-" * len(lines[0]))
     for index, row in enumerate(rows[:limit] if limit else rows, 1):
-        lines.append(f"{index:>3} {row.layer[-58:]:<58} {row.op_type:<13} {row.ssim:>8.5f} {row.ssim_lost:>10.5f} "
-                     f"{row.flops / 1e9:>7.3f} {row.flop_share:>9.2%}")
-    lines.append(f"nothing quantized: SSIM {baseline['none_quantized']:.5f}; all {len(rows)} layers quantized: "
-                 f"SSIM {baseline['all_quantized']:.5f} (vs the FP32 model, {baseline['samples']} windows of "
-                 f"{baseline['window']} px); sum of single-layer losses {sum(r.ssim_lost for r in rows):.5f}")
+        lines.append(
+            f"{index:>3} {row.layer[-58:]:<58} {row.op_type:<13} {row.ssim:>8.5f} {row.ssim_lost:>10.5f} "
+            f"{row.flops / 1e9:>7.3f} {row.flop_share:>9.2%}"
+        )
+    lines.append(
+        f"nothing quantized: SSIM {baseline['none_quantized']:.5f}; all {len(rows)} layers quantized: "
+        f"SSIM {baseline['all_quantized']:.5f} (vs the FP32 model, {baseline['samples']} windows of "
+        f"{baseline['window']} px); sum of single-layer losses {sum(r.ssim_lost for r in rows):.5f}"
+    )
     return "\n".join(lines)

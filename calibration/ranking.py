@@ -72,8 +72,9 @@ def cache_path(cache_dir: str | os.PathLike[str], sha256: str) -> Path:
     return Path(cache_dir) / "rankings" / f"{sha256}.json"
 
 
-def candidate_paths(model_path: str | os.PathLike[str] | None, cache_dir: str | os.PathLike[str],
-                    sha256: str) -> list[Path]:
+def candidate_paths(
+    model_path: str | os.PathLike[str] | None, cache_dir: str | os.PathLike[str], sha256: str
+) -> list[Path]:
     """Where to look, in order: beside the model, beside the bundled model, in the cache."""
     paths = [path_beside(model_path)] if model_path is not None else []
     paths += [bundled_ranking_path(), cache_path(cache_dir, sha256)]
@@ -102,16 +103,28 @@ def load_ranking(paths: Iterable[Path], sha256: str, layers: Iterable[str]) -> S
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if (isinstance(data, dict) and data.get("format") == FORMAT and data.get("weights_sha256") == sha256
-                and isinstance(data.get("ranking"), list) and set(data["ranking"]) == wanted
-                and len(data["ranking"]) == len(wanted)):
+        if (
+            isinstance(data, dict)
+            and data.get("format") == FORMAT
+            and data.get("weights_sha256") == sha256
+            and isinstance(data.get("ranking"), list)
+            and set(data["ranking"]) == wanted
+            and len(data["ranking"]) == len(wanted)
+        ):
             return StoredRanking(Path(path), sha256, list(data["ranking"]), data)
     return None
 
 
-def save_ranking(paths: Iterable[Path], sha256: str, ranking: list[str], *, model_name: str,
-                 rows: list[dict] | None = None, measured: dict | None = None,
-                 settings: dict | None = None) -> list[Path]:
+def save_ranking(
+    paths: Iterable[Path],
+    sha256: str,
+    ranking: list[str],
+    *,
+    model_name: str,
+    rows: list[dict] | None = None,
+    measured: dict | None = None,
+    settings: dict | None = None,
+) -> list[Path]:
     """Write the ranking to each path (atomically); returns those written (an unwritable one is skipped)."""
     from runtime._version import __version__
 
@@ -122,7 +135,7 @@ def save_ranking(paths: Iterable[Path], sha256: str, ranking: list[str], *, mode
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "svbr_version": __version__,
         "how": "svbr calibrate --precision int8 --sensitivity: each layer quantized alone, mean SSIM lost "
-               "against the FP32 model on the calibration windows; most sensitive first",
+        "against the FP32 model on the calibration windows; most sensitive first",
         "settings": settings or {},
         "measured": measured or {},
         "ranking": list(ranking),

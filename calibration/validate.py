@@ -92,12 +92,16 @@ def score_against_truth(samples: Sequence[WindowSample], outputs: Sequence[np.nd
     """Mean PSNR (dB) and SSIM of network outputs against the sharp images."""
     psnrs = [_capped_psnr(s.sharp.astype(np.float64) / 255, _as_image(o)) for s, o in zip(samples, outputs)]
     ssims = [ssim(s.sharp.astype(np.float64) / 255, _as_image(o)) for s, o in zip(samples, outputs)]
-    return {"psnr_mean_db": float(np.mean(psnrs)), "ssim_mean": float(np.mean(ssims)),
-            "psnr_per_sample_db": [round(v, 3) for v in psnrs]}
+    return {
+        "psnr_mean_db": float(np.mean(psnrs)),
+        "ssim_mean": float(np.mean(ssims)),
+        "psnr_per_sample_db": [round(v, 3) for v in psnrs],
+    }
 
 
-def score_model(samples: Sequence[WindowSample], compared: Sequence, outputs: Sequence[np.ndarray],
-                reference_truth: dict) -> dict:
+def score_model(
+    samples: Sequence[WindowSample], compared: Sequence, outputs: Sequence[np.ndarray], reference_truth: dict
+) -> dict:
     """Metrics of one model's outputs against PyTorch's (``compared``: the per-sample
     :class:`calibration.comparison.SsimResult` of Polygraphy's comparator) and against the ground truth."""
     ssims = [result.ssim for result in compared]
@@ -105,15 +109,29 @@ def score_model(samples: Sequence[WindowSample], compared: Sequence, outputs: Se
     max_abs = max(result.max_abs for result in compared)
     truth = score_against_truth(samples, outputs)
     return {
-        "vs_pytorch": {"ssim_mean": float(np.mean(ssims)), "ssim_min": float(np.min(ssims)),
-                       "psnr_mean_db": float(np.mean(psnrs)), "psnr_min_db": float(np.min(psnrs)),
-                       "max_abs": max_abs},
-        "vs_ground_truth": {"psnr_mean_db": truth["psnr_mean_db"], "ssim_mean": truth["ssim_mean"],
-                            "psnr_loss_db": reference_truth["psnr_mean_db"] - truth["psnr_mean_db"]},
-        "per_sample": [{"source": s.source, "family": s.family, "map_kind": s.map_kind,
-                        "ssim_vs_pytorch": round(a, 6), "psnr_vs_pytorch_db": round(b, 2),
-                        "psnr_vs_truth_db": c}
-                       for s, a, b, c in zip(samples, ssims, psnrs, truth["psnr_per_sample_db"])],
+        "vs_pytorch": {
+            "ssim_mean": float(np.mean(ssims)),
+            "ssim_min": float(np.min(ssims)),
+            "psnr_mean_db": float(np.mean(psnrs)),
+            "psnr_min_db": float(np.min(psnrs)),
+            "max_abs": max_abs,
+        },
+        "vs_ground_truth": {
+            "psnr_mean_db": truth["psnr_mean_db"],
+            "ssim_mean": truth["ssim_mean"],
+            "psnr_loss_db": reference_truth["psnr_mean_db"] - truth["psnr_mean_db"],
+        },
+        "per_sample": [
+            {
+                "source": s.source,
+                "family": s.family,
+                "map_kind": s.map_kind,
+                "ssim_vs_pytorch": round(a, 6),
+                "psnr_vs_pytorch_db": round(b, 2),
+                "psnr_vs_truth_db": c,
+            }
+            for s, a, b, c in zip(samples, ssims, psnrs, truth["psnr_per_sample_db"])
+        ],
     }
 
 
@@ -175,13 +193,16 @@ def provenance_problem(path: Path, checkpoint_sha256: str | None) -> str | None:
     if checkpoint_sha256 is None or exported_from is None:
         return None  # e.g. a random-init export: nothing to compare
     if exported_from != checkpoint_sha256:
-        return (f"{path} was exported from another checkpoint "
-                f"({metadata.get('svbr.source_checkpoint', '?')}, sha256 {exported_from[:12]}…)")
+        return (
+            f"{path} was exported from another checkpoint "
+            f"({metadata.get('svbr.source_checkpoint', '?')}, sha256 {exported_from[:12]}…)"
+        )
     return None
 
 
-def model_runner(path: Path, backend: str, sample_size: tuple[int, int], cache_dir: Path | None = None,
-                 threads: int | None = None):
+def model_runner(
+    path: Path, backend: str, sample_size: tuple[int, int], cache_dir: Path | None = None, threads: int | None = None
+):
     """A Polygraphy runner for ``model`` with the float network contract, and what it runs.
 
     ``onnxruntime`` / ``onnxruntime-cpu`` / ``onnxruntime-cuda``: Polygraphy's ONNX Runtime runner;
@@ -204,8 +225,12 @@ def model_runner(path: Path, backend: str, sample_size: tuple[int, int], cache_d
         require_tensorrt()  # the one-sentence TensorRTUnavailable, before anything else is tried
         if path.suffix == ".onnx":
             io = onnx_io(model_metadata(path))[0]
-            path = build_engine(path, path.with_suffix(".validate.engine"),
-                                profile=exact_profile(*sample_size, io=io), cache_dir=cache_dir).engine_path
+            path = build_engine(
+                path,
+                path.with_suffix(".validate.engine"),
+                profile=exact_profile(*sample_size, io=io),
+                cache_dir=cache_dir,
+            ).engine_path
         metadata = model_metadata(path)
         precision = metadata.get("svbr.precision", "unknown")
         runner = tensorrt_runner(path)
@@ -225,8 +250,11 @@ def model_runner(path: Path, backend: str, sample_size: tuple[int, int], cache_d
     io, channel_order = onnx_io(metadata)
     if io == "uint8" and not isinstance(runner, CallableRunner):  # CallableRunner adapts through the backend
         runner = Uint8IORunner(runner, channel_order)
-    return runner, {"precision": precision if precision in PRECISIONS else "unknown", "backend": label,
-                    "uint8_io": io == "uint8"}
+    return runner, {
+        "precision": precision if precision in PRECISIONS else "unknown",
+        "backend": label,
+        "uint8_io": io == "uint8",
+    }
 
 
 def validate(
@@ -298,8 +326,12 @@ def validate(
         "samples": len(samples),
         "sample_size": list(samples[0].blurry.shape[:2]),
         "backend": backend,
-        "reference": {"name": "pytorch-fp32", "psnr_mean_db": reference_truth["psnr_mean_db"],
-                      "ssim_mean": reference_truth["ssim_mean"], "seconds": round(time.perf_counter() - start, 1)},
+        "reference": {
+            "name": "pytorch-fp32",
+            "psnr_mean_db": reference_truth["psnr_mean_db"],
+            "ssim_mean": reference_truth["ssim_mean"],
+            "seconds": round(time.perf_counter() - start, 1),
+        },
         "blurry_input": {"psnr_mean_db": blurry_truth["psnr_mean_db"], "ssim_mean": blurry_truth["ssim_mean"]},
         "models": [],
     }
@@ -314,8 +346,13 @@ def validate(
             # (rounded to uint8), so the thresholds measure the network, not the 8-bit output format.
             if rounded_reference is None:
                 rounded_reference = [
-                    IterationResult({OUTPUT_NAME: np.rint(np.clip(r, 0.0, 1.0) * 255).astype(np.float32) / 255},
-                                    runtime=0.0, runner_name="pytorch-fp32-uint8") for r in reference_outputs]
+                    IterationResult(
+                        {OUTPUT_NAME: np.rint(np.clip(r, 0.0, 1.0) * 255).astype(np.float32) / 255},
+                        runtime=0.0,
+                        runner_name="pytorch-fp32-uint8",
+                    )
+                    for r in reference_outputs
+                ]
             compared_with, reference_name = ("pytorch-fp32-uint8", rounded_reference), "pytorch-fp32 rounded to uint8"
         model_entry = (str(path), run(runner))
         pair = RunResults()
@@ -324,19 +361,30 @@ def validate(
         threshold = THRESHOLDS.get(precision)
         with quiet_polygraphy():
             accuracy = Comparator.compare_accuracy(
-                pair, compare_func=SsimCompareFunc(threshold.min_mean_ssim if threshold else None))
+                pair, compare_func=SsimCompareFunc(threshold.min_mean_ssim if threshold else None)
+            )
         (pair_results,) = accuracy[0].values()
         compared = [iteration[OUTPUT_NAME] for iteration in pair_results]
         outputs = [np.asarray(result[OUTPUT_NAME]) for result in model_entry[1]]
         metrics = score_model(samples, compared, outputs, reference_truth)
         metrics["reference"] = reference_name
-        metrics["polygraphy"] = {"comparator": "Comparator.run + Comparator.compare_accuracy(SsimCompareFunc)",
-                                 "runner": type(runner).__name__,
-                                 "samples_at_threshold": sum(bool(result) for result in compared)}
+        metrics["polygraphy"] = {
+            "comparator": "Comparator.run + Comparator.compare_accuracy(SsimCompareFunc)",
+            "runner": type(runner).__name__,
+            "samples_at_threshold": sum(bool(result) for result in compared),
+        }
         failures = judge(precision, metrics)
-        report["models"].append({"model": str(path), "precision": precision, "backend": info["backend"],
-                                 "passed": not failures, "failures": failures,
-                                 "seconds": round(time.perf_counter() - start, 1), **metrics})
+        report["models"].append(
+            {
+                "model": str(path),
+                "precision": precision,
+                "backend": info["backend"],
+                "passed": not failures,
+                "failures": failures,
+                "seconds": round(time.perf_counter() - start, 1),
+                **metrics,
+            }
+        )
         if progress:
             print(f"validated {path.name} ({precision}): {'pass' if not failures else 'FAIL'}", file=sys.stderr)
     report["passed"] = all(entry["passed"] for entry in report["models"])
@@ -345,14 +393,20 @@ def validate(
 
 def format_table(report: dict) -> str:
     """The report as a fixed-width text table."""
-    header = (f"{'model':<28} {'prec':<5} {'SSIM vs PyTorch':>17} {'PSNR vs PyTorch':>16} "
-              f"{'PSNR/SSIM vs truth':>19} {'ΔPSNR':>7}  result")
+    header = (
+        f"{'model':<28} {'prec':<5} {'SSIM vs PyTorch':>17} {'PSNR vs PyTorch':>16} "
+        f"{'PSNR/SSIM vs truth':>19} {'ΔPSNR':>7}  result"
+    )
     lines = [header, "-" * len(header)]
     ref, blurry = report["reference"], report["blurry_input"]
-    lines.append(f"{'blurry input':<28} {'':<5} {'':>17} {'':>16} "
-                 f"{blurry['psnr_mean_db']:>10.2f} / {blurry['ssim_mean']:.4f} {'':>7}")
-    lines.append(f"{'PyTorch (reference)':<28} {'fp32':<5} {'':>17} {'':>16} "
-                 f"{ref['psnr_mean_db']:>10.2f} / {ref['ssim_mean']:.4f} {'':>7}")
+    lines.append(
+        f"{'blurry input':<28} {'':<5} {'':>17} {'':>16} "
+        f"{blurry['psnr_mean_db']:>10.2f} / {blurry['ssim_mean']:.4f} {'':>7}"
+    )
+    lines.append(
+        f"{'PyTorch (reference)':<28} {'fp32':<5} {'':>17} {'':>16} "
+        f"{ref['psnr_mean_db']:>10.2f} / {ref['ssim_mean']:.4f} {'':>7}"
+    )
     for entry in report["models"]:
         vs_ref, vs_truth = entry["vs_pytorch"], entry["vs_ground_truth"]
         lines.append(
@@ -362,8 +416,10 @@ def format_table(report: dict) -> str:
             f"{vs_truth['psnr_mean_db']:>7.2f} / {vs_truth['ssim_mean']:.4f} "
             f"{-vs_truth['psnr_loss_db']:>+7.2f}  {'pass' if entry['passed'] else 'FAIL: ' + '; '.join(entry['failures'])}"
         )
-    lines.append(f"{report['samples']} samples of {report['sample_size'][0]}×{report['sample_size'][1]} px, "
-                 f"backend {report['backend']}; SSIM/PSNR vs PyTorch: mean/min; ΔPSNR: vs PyTorch FP32 against truth")
+    lines.append(
+        f"{report['samples']} samples of {report['sample_size'][0]}×{report['sample_size'][1]} px, "
+        f"backend {report['backend']}; SSIM/PSNR vs PyTorch: mean/min; ΔPSNR: vs PyTorch FP32 against truth"
+    )
     return "\n".join(lines)
 
 
@@ -390,27 +446,60 @@ def _parser() -> argparse.ArgumentParser:
         description="Score ONNX models (any precision) against the PyTorch FP32 network and the ground truth "
         "on synthetic validation samples; pass/fail per precision.",
     )
-    add_model(parser, dest="models", aliases=("--models",), type=str, required=True, metavar="MODEL[,MODEL...]",
-              help="ONNX models, comma-separated (engines with --backend tensorrt)")
-    parser.add_argument("--backend", default="onnxruntime",
-                        help="onnxruntime (CPU, default), tensorrt, or a registry name such as onnxruntime-cuda")
+    add_model(
+        parser,
+        dest="models",
+        aliases=("--models",),
+        type=str,
+        required=True,
+        metavar="MODEL[,MODEL...]",
+        help="ONNX models, comma-separated (engines with --backend tensorrt)",
+    )
+    parser.add_argument(
+        "--backend",
+        default="onnxruntime",
+        help="onnxruntime (CPU, default), tensorrt, or a registry name such as onnxruntime-cuda",
+    )
     parser.add_argument("--json", type=Path, help="write the full report here")
-    parser.add_argument("--reference", dest="checkpoint", type=Path, default=PRETRAINED_PATH, metavar="PT",
-                        help=f"PyTorch checkpoint the models were exported from (default: the bundled {PRETRAINED_PATH.name})")
-    parser.add_argument("--images", type=Path, default=os.environ.get("SVBR_SHARP_IMAGES"),
-                        help="folder of sharp images, the one `svbr synth` was given (default: $SVBR_SHARP_IMAGES)")
+    parser.add_argument(
+        "--reference",
+        dest="checkpoint",
+        type=Path,
+        default=PRETRAINED_PATH,
+        metavar="PT",
+        help=f"PyTorch checkpoint the models were exported from (default: the bundled {PRETRAINED_PATH.name})",
+    )
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=os.environ.get("SVBR_SHARP_IMAGES"),
+        help="folder of sharp images, the one `svbr synth` was given (default: $SVBR_SHARP_IMAGES)",
+    )
     add_alias(parser, "--checkpoint", "checkpoint", "--reference", type=Path)
-    parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help=f"validation samples (default {DEFAULT_SAMPLES})")
-    add_size(parser, default=(DEFAULT_SIZE_PX, DEFAULT_SIZE_PX),
-             help=f"square sample size WxH (or N), a multiple of 4 (default {DEFAULT_SIZE_PX}x{DEFAULT_SIZE_PX})")
-    parser.add_argument("--split-seed", type=int, default=0,
-                        help="seed of the train/validation split: the `svbr synth --seed` of the training cache (default 0)")
+    parser.add_argument(
+        "--samples", type=int, default=DEFAULT_SAMPLES, help=f"validation samples (default {DEFAULT_SAMPLES})"
+    )
+    add_size(
+        parser,
+        default=(DEFAULT_SIZE_PX, DEFAULT_SIZE_PX),
+        help=f"square sample size WxH (or N), a multiple of 4 (default {DEFAULT_SIZE_PX}x{DEFAULT_SIZE_PX})",
+    )
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of the train/validation split: the `svbr synth --seed` of the training cache (default 0)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE_DIR,
-                        help=f"validation-set cache root (default {DEFAULT_CACHE_DIR})")
-    parser.add_argument("--engine-cache", type=Path, default=None, help="TensorRT engine cache (default: the builder's)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="ONNX Runtime CPU intra-op threads (default: every core)")
+    parser.add_argument(
+        "--cache", type=Path, default=DEFAULT_CACHE_DIR, help=f"validation-set cache root (default {DEFAULT_CACHE_DIR})"
+    )
+    parser.add_argument(
+        "--engine-cache", type=Path, default=None, help="TensorRT engine cache (default: the builder's)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="ONNX Runtime CPU intra-op threads (default: every core)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return parser
 
@@ -442,17 +531,30 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"not found: {', '.join(missing)}")
         settings = SetSettings("validation", str(Path(args.images).resolve()), args.split_seed, args.seed, args.size)
         samples = list(iterate_set(build_set(settings, args.samples, args.cache, progress=not args.quiet)))
-        report = validate(models, torch_reference(args.checkpoint), samples, backend=args.backend,
-                          checkpoint_sha256=file_sha256(args.checkpoint), cache_dir=args.engine_cache,
-                          progress=not args.quiet, threads=args.threads)
+        report = validate(
+            models,
+            torch_reference(args.checkpoint),
+            samples,
+            backend=args.backend,
+            checkpoint_sha256=file_sha256(args.checkpoint),
+            cache_dir=args.engine_cache,
+            progress=not args.quiet,
+            threads=args.threads,
+        )
     except TensorRTUnavailable as error:
         print(f"svbr validate: {error}", file=sys.stderr)
         return 2
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"svbr validate: error: {error}", file=sys.stderr)
         return 2
-    report["settings"] = {"checkpoint": str(args.checkpoint), "images": str(args.images), "samples": args.samples,
-                          "size": args.size, "seed": args.seed, "split_seed": args.split_seed}
+    report["settings"] = {
+        "checkpoint": str(args.checkpoint),
+        "images": str(args.images),
+        "samples": args.samples,
+        "size": args.size,
+        "seed": args.seed,
+        "split_seed": args.split_seed,
+    }
     print(format_table(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -65,8 +65,20 @@ STEM_TITLES = {
     "large_blur": "Large blur",
 }
 #: Order of the sections within a page (stems not listed follow, sorted).
-STEM_ORDER = ["demo", "real", "eval", "learning_curve", "parity", "int8_sensitivity", "precision_table",
-              "compare_cpu", "native_latency", "roofline", "estimate", "calibration"]
+STEM_ORDER = [
+    "demo",
+    "real",
+    "eval",
+    "learning_curve",
+    "parity",
+    "int8_sensitivity",
+    "precision_table",
+    "compare_cpu",
+    "native_latency",
+    "roofline",
+    "estimate",
+    "calibration",
+]
 
 
 # --- CLI reference --------------------------------------------------------------------------------
@@ -114,8 +126,16 @@ def cli_reference() -> str:
         "",
     ]
     for command, (module_name, summary) in svbr_cli.COMMANDS.items():
-        lines += [f"## svbr {command}", "", f"{summary[0].upper()}{summary[1:]}. Module: `{module_name}`.", "",
-                  "```text", command_help(module_name, command), "```", ""]
+        lines += [
+            f"## svbr {command}",
+            "",
+            f"{summary[0].upper()}{summary[1:]}. Module: `{module_name}`.",
+            "",
+            "```text",
+            command_help(module_name, command),
+            "```",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -136,86 +156,149 @@ def _table(header: list[str], rows: list[list[Any]], align: str | None = None) -
     align = align or "-" * len(header)
     marks = ["---:" if a == "r" else "---" for a in align]
     out = ["| " + " | ".join(header) + " |", "| " + " | ".join(marks) + " |"]
-    out += ["| " + " | ".join(_fmt(cell) if not isinstance(cell, str) else cell for cell in row) + " |"
-            for row in rows]
+    out += ["| " + " | ".join(_fmt(cell) if not isinstance(cell, str) else cell for cell in row) + " |" for row in rows]
     return "\n".join(out)
 
 
 def render_parity(data: dict) -> str:
-    rows = [["blurry input", "", "", f"{data['blurry_input']['psnr_mean_db']:.2f} / "
-             f"{data['blurry_input']['ssim_mean']:.4f}", "", ""],
-            [f"PyTorch FP32 (reference, `{data['reference']['name']}`)", "", "",
-             f"{data['reference']['psnr_mean_db']:.2f} / {data['reference']['ssim_mean']:.4f}", "", ""]]
+    rows = [
+        [
+            "blurry input",
+            "",
+            "",
+            f"{data['blurry_input']['psnr_mean_db']:.2f} / {data['blurry_input']['ssim_mean']:.4f}",
+            "",
+            "",
+        ],
+        [
+            f"PyTorch FP32 (reference, `{data['reference']['name']}`)",
+            "",
+            "",
+            f"{data['reference']['psnr_mean_db']:.2f} / {data['reference']['ssim_mean']:.4f}",
+            "",
+            "",
+        ],
+    ]
     for model in data["models"]:
         pytorch, truth = model["vs_pytorch"], model["vs_ground_truth"]
-        rows.append([f"`{Path(model['model']).name}`", model["precision"],
-                     f"{pytorch['ssim_mean']:.5f} / {pytorch['ssim_min']:.5f}",
-                     f"{truth['psnr_mean_db']:.2f} / {truth['ssim_mean']:.4f}",
-                     f"{-truth['psnr_loss_db']:+.2f} dB", "pass" if model["passed"] else "**FAIL**"])
-    thresholds = ", ".join(f"{name}: mean SSIM ≥ {t['min_mean_ssim']}"
-                           + (f", ≤ {t['max_psnr_loss_db']} dB lost" if t.get("max_psnr_loss_db") else "")
-                           for name, t in data["thresholds"].items())
+        rows.append(
+            [
+                f"`{Path(model['model']).name}`",
+                model["precision"],
+                f"{pytorch['ssim_mean']:.5f} / {pytorch['ssim_min']:.5f}",
+                f"{truth['psnr_mean_db']:.2f} / {truth['ssim_mean']:.4f}",
+                f"{-truth['psnr_loss_db']:+.2f} dB",
+                "pass" if model["passed"] else "**FAIL**",
+            ]
+        )
+    thresholds = ", ".join(
+        f"{name}: mean SSIM ≥ {t['min_mean_ssim']}"
+        + (f", ≤ {t['max_psnr_loss_db']} dB lost" if t.get("max_psnr_loss_db") else "")
+        for name, t in data["thresholds"].items()
+    )
     settings = data.get("settings", {})
-    return (f"{data['samples']} validation samples of {data['sample_size'][0]}×{data['sample_size'][1]} "
-            f"on `{data['backend']}`; checkpoint `{Path(str(settings.get('checkpoint', '?'))).name}`. "
-            f"Thresholds: {thresholds}.\n\n"
-            + _table(["model", "precision", "SSIM vs PyTorch (mean / min)", "PSNR / SSIM vs truth",
-                      "ΔPSNR vs FP32", "result"], rows))
+    return (
+        f"{data['samples']} validation samples of {data['sample_size'][0]}×{data['sample_size'][1]} "
+        f"on `{data['backend']}`; checkpoint `{Path(str(settings.get('checkpoint', '?'))).name}`. "
+        f"Thresholds: {thresholds}.\n\n"
+        + _table(
+            ["model", "precision", "SSIM vs PyTorch (mean / min)", "PSNR / SSIM vs truth", "ΔPSNR vs FP32", "result"],
+            rows,
+        )
+    )
 
 
 def render_int8_sensitivity(data: dict, limit: int = 10) -> str:
     sens = data.get("sensitivity", {})
     parts = []
     if sens:
-        rows = [[i, f"`{row['layer']}`", f"{row['ssim_lost']:.5f}", f"{row['flop_share']:.2%}"]
-                for i, row in enumerate(sens["layers"][:limit], 1)]
-        parts.append(f"Measured on {sens['samples']} {sens['set']} of {sens['window']} px against the "
-                     f"{sens['reference']}. Nothing quantized: SSIM {sens['none_quantized']:.5f}; all "
-                     f"{len(sens['layers'])} layers quantized: {sens['all_quantized']:.5f}. "
-                     f"The {limit} most sensitive layers:\n\n"
-                     + _table(["#", "layer", "SSIM lost alone", "share of the FLOPs"], rows, "rlrr"))
+        rows = [
+            [i, f"`{row['layer']}`", f"{row['ssim_lost']:.5f}", f"{row['flop_share']:.2%}"]
+            for i, row in enumerate(sens["layers"][:limit], 1)
+        ]
+        parts.append(
+            f"Measured on {sens['samples']} {sens['set']} of {sens['window']} px against the "
+            f"{sens['reference']}. Nothing quantized: SSIM {sens['none_quantized']:.5f}; all "
+            f"{len(sens['layers'])} layers quantized: {sens['all_quantized']:.5f}. "
+            f"The {limit} most sensitive layers:\n\n"
+            + _table(["#", "layer", "SSIM lost alone", "share of the FLOPs"], rows, "rlrr")
+        )
     mixed = data.get("mixed")
     if mixed:
         layers = ", ".join(f"`{name}`" for name in mixed["layers"]) or "none"
-        parts.append(f"Mixed INT8/FP16 (`--keep-fp16 {mixed['request']}`, target {mixed['target_ssim']}): "
-                     f"float16 layers {layers} ({mixed['fp16_flop_share']:.2%} of the FLOPs), mean SSIM "
-                     f"{mixed['ssim']:.5f}. Made in {data.get('seconds', '?')} s from `{data.get('source')}`.")
+        parts.append(
+            f"Mixed INT8/FP16 (`--keep-fp16 {mixed['request']}`, target {mixed['target_ssim']}): "
+            f"float16 layers {layers} ({mixed['fp16_flop_share']:.2%} of the FLOPs), mean SSIM "
+            f"{mixed['ssim']:.5f}. Made in {data.get('seconds', '?')} s from `{data.get('source')}`."
+        )
     return "\n\n".join(parts)
 
 
 def render_compare_cpu(data: dict) -> str:
     rows = []
     for row in data["results"]:
-        rows.append([row.get("model", "?"), row.get("size", "?"), _fmt(row.get("p50_ms"), 1),
-                     _fmt(row.get("min_ms"), 1), _fmt(row.get("speedup_vs_first"))
-                     if "speedup_vs_first" in row else _fmt(row.get("speedup"))])
+        rows.append(
+            [
+                row.get("model", "?"),
+                row.get("size", "?"),
+                _fmt(row.get("p50_ms"), 1),
+                _fmt(row.get("min_ms"), 1),
+                _fmt(row.get("speedup_vs_first")) if "speedup_vs_first" in row else _fmt(row.get("speedup")),
+            ]
+        )
     models = ", ".join(f"{name} = `{path}`" for name, path in data.get("models", {}).items())
-    return (f"{data.get('threads')} ONNX Runtime thread(s), {data.get('runs')} runs, models alternated in one "
-            f"process; load average {data.get('load_average_start')} → {data.get('load_average_end')}. "
-            f"Models: {models}.\n\n"
-            + _table(["model", "size", "p50 ms", "min ms", "speed-up vs the first"], rows, "llrrr"))
+    return (
+        f"{data.get('threads')} ONNX Runtime thread(s), {data.get('runs')} runs, models alternated in one "
+        f"process; load average {data.get('load_average_start')} → {data.get('load_average_end')}. "
+        f"Models: {models}.\n\n" + _table(["model", "size", "p50 ms", "min ms", "speed-up vs the first"], rows, "llrrr")
+    )
 
 
 def render_native_latency(data: dict) -> str:
     rows = []
     for row in data["results"]:
         py, cc, proc = row["python"], row["native"], row.get("process", {})
-        rows.append([row["size"], row.get("tile"), _fmt(py["deblur_ms"], 1), _fmt(cc["deblur_ms"], 1),
-                     _fmt(py["overhead_ms"], 1), _fmt(cc["overhead_ms"], 1),
-                     f"{_fmt(proc.get('python_process_ms'), 0)} / {_fmt(proc.get('native_process_ms'), 0)}",
-                     _fmt(proc.get("outputs_equal"))])
+        rows.append(
+            [
+                row["size"],
+                row.get("tile"),
+                _fmt(py["deblur_ms"], 1),
+                _fmt(cc["deblur_ms"], 1),
+                _fmt(py["overhead_ms"], 1),
+                _fmt(cc["overhead_ms"], 1),
+                f"{_fmt(proc.get('python_process_ms'), 0)} / {_fmt(proc.get('native_process_ms'), 0)}",
+                _fmt(proc.get("outputs_equal")),
+            ]
+        )
     machine = data.get("machine", {})
-    return (f"`{data.get('backend')}`, {data.get('threads')} thread(s), p50 of {data.get('runs')} runs; "
-            f"{machine.get('cpu', '?')} ({', '.join(machine.get('cpu_flags', []))}), "
-            f"load average at start {machine.get('load_average_at_start')}.\n\n"
-            + _table(["size", "tile", "Python deblur ms", "C++ deblur ms", "Python overhead ms",
-                      "C++ overhead ms", "cold process Python / C++ ms", "outputs equal"], rows, "lrrrrrrl"))
+    return (
+        f"`{data.get('backend')}`, {data.get('threads')} thread(s), p50 of {data.get('runs')} runs; "
+        f"{machine.get('cpu', '?')} ({', '.join(machine.get('cpu_flags', []))}), "
+        f"load average at start {machine.get('load_average_at_start')}.\n\n"
+        + _table(
+            [
+                "size",
+                "tile",
+                "Python deblur ms",
+                "C++ deblur ms",
+                "Python overhead ms",
+                "C++ overhead ms",
+                "cold process Python / C++ ms",
+                "outputs equal",
+            ],
+            rows,
+            "lrrrrrrl",
+        )
+    )
 
 
 def render_json_generic(data: Any, rel: str) -> str:
     """A JSON report without a renderer: its scalars as a table, the rest folded."""
-    scalars = [[f"`{key}`", value] for key, value in data.items()
-               if not isinstance(value, (dict, list))] if isinstance(data, dict) else []
+    scalars = (
+        [[f"`{key}`", value] for key, value in data.items() if not isinstance(value, (dict, list))]
+        if isinstance(data, dict)
+        else []
+    )
     text = json.dumps(data, indent=1)
     lines = text.splitlines()
     if len(lines) > 200:
@@ -253,12 +336,17 @@ def _title(stem: str, titles: dict[str, str]) -> str:
 def report_page(folder: Path) -> tuple[str, list[Path]]:
     """The Markdown page of one ``reports/`` folder and the pictures it shows."""
     files = sorted(path for path in folder.iterdir() if path.is_file() and not path.name.startswith("."))
-    stems = sorted({path.stem for path in files},
-                   key=lambda s: (STEM_ORDER.index(s) if s in STEM_ORDER else len(STEM_ORDER), s))
+    stems = sorted(
+        {path.stem for path in files}, key=lambda s: (STEM_ORDER.index(s) if s in STEM_ORDER else len(STEM_ORDER), s)
+    )
     pictures: list[Path] = []
-    lines = [f"# {_title(folder.name, FOLDER_TITLES)}", "",
-             f"Generated from `reports/{folder.name}/` when the site is built (`docs/gen_pages.py`): "
-             "rerun the command that writes a report, then `mkdocs build`, and this page follows.", ""]
+    lines = [
+        f"# {_title(folder.name, FOLDER_TITLES)}",
+        "",
+        f"Generated from `reports/{folder.name}/` when the site is built (`docs/gen_pages.py`): "
+        "rerun the command that writes a report, then `mkdocs build`, and this page follows.",
+        "",
+    ]
     for stem in stems:
         group = {path.suffix.lower(): path for path in files if path.stem == stem}
         sections: list[str] = []
@@ -278,8 +366,11 @@ def report_page(folder: Path) -> tuple[str, list[Path]]:
             sections.append(renderer(data) if renderer else render_json_generic(data, rel))
         if not sections:
             continue
-        sources = ", ".join(f"`reports/{folder.name}/{path.name}`" for path in group.values()
-                            if path.suffix.lower() in (".md", ".json", ".png", ".jpg", ".svg", ".csv"))
+        sources = ", ".join(
+            f"`reports/{folder.name}/{path.name}`"
+            for path in group.values()
+            if path.suffix.lower() in (".md", ".json", ".png", ".jpg", ".svg", ".csv")
+        )
         lines += [f"## {_title(stem, STEM_TITLES)}", "", "\n\n".join(sections), "", f"Source: {sources}.", ""]
     return "\n".join(lines), pictures
 
@@ -287,31 +378,51 @@ def report_page(folder: Path) -> tuple[str, list[Path]]:
 def report_folders() -> list[Path]:
     if not REPORTS.is_dir():
         return []
-    return sorted((path for path in REPORTS.iterdir() if path.is_dir() and any(path.iterdir())),
-                  key=lambda p: (list(FOLDER_TITLES).index(p.name) if p.name in FOLDER_TITLES else 99, p.name))
+    return sorted(
+        (path for path in REPORTS.iterdir() if path.is_dir() and any(path.iterdir())),
+        key=lambda p: (list(FOLDER_TITLES).index(p.name) if p.name in FOLDER_TITLES else 99, p.name),
+    )
 
 
 def results_index(folders: list[Path]) -> str:
-    lines = ["# Results", "",
-             "Every measured number of the project comes from a report under `reports/`, written by the",
-             "command named on its page. These pages are generated from those reports at build time.", ""]
-    lines += [f"- [{_title(folder.name, FOLDER_TITLES)}]({folder.name}.md): `reports/{folder.name}/`"
-              for folder in folders]
+    lines = [
+        "# Results",
+        "",
+        "Every measured number of the project comes from a report under `reports/`, written by the",
+        "command named on its page. These pages are generated from those reports at build time.",
+        "",
+    ]
+    lines += [
+        f"- [{_title(folder.name, FOLDER_TITLES)}]({folder.name}.md): `reports/{folder.name}/`" for folder in folders
+    ]
     eval_json = REPORTS / "model" / "eval.json"
     if eval_json.is_file():
         data = json.loads(eval_json.read_text(encoding="utf-8"))
         step = data.get("checkpoint_step")
-        lines += ["", f"## The shipped model{f' (step {step:,})' if step else ''} at a glance", "",
-                  f"Validation split, {data['samples']} samples; mean SSIM / PSNR (dB) "
-                  "(from `reports/model/eval.json`):", ""]
+        lines += [
+            "",
+            f"## The shipped model{f' (step {step:,})' if step else ''} at a glance",
+            "",
+            f"Validation split, {data['samples']} samples; mean SSIM / PSNR (dB) (from `reports/model/eval.json`):",
+            "",
+        ]
         methods = data.get("methods", {})
-        columns = [key[:-len("_psnr")] for key in next(iter(methods.values()), {})
-                   if key.endswith("_psnr")]
-        rows = [[name] + [f"{scores[f'{c}_ssim']:.3f} / {scores[f'{c}_psnr']:.2f}"
-                          if f"{c}_ssim" in scores and f"{c}_psnr" in scores else "—" for c in columns]
-                for name, scores in methods.items()]
-        lines.append(_table(["method", *(f"{c} map" for c in columns)], rows) if rows and columns
-                     else "(no per-method scores in `reports/model/eval.json`)")
+        columns = [key[: -len("_psnr")] for key in next(iter(methods.values()), {}) if key.endswith("_psnr")]
+        rows = [
+            [name]
+            + [
+                f"{scores[f'{c}_ssim']:.3f} / {scores[f'{c}_psnr']:.2f}"
+                if f"{c}_ssim" in scores and f"{c}_psnr" in scores
+                else "—"
+                for c in columns
+            ]
+            for name, scores in methods.items()
+        ]
+        lines.append(
+            _table(["method", *(f"{c} map" for c in columns)], rows)
+            if rows and columns
+            else "(no per-method scores in `reports/model/eval.json`)"
+        )
     lines += ["", "Timings and their context (machine, load, commands): [Performance](../performance.md)."]
     return "\n".join(lines) + "\n"
 
@@ -349,10 +460,16 @@ def on_config(config: Any) -> Any:
         return config
     named = _nav_paths(nav)
     docs_dir = Path(config["docs_dir"])
-    extra = sorted(path.relative_to(docs_dir).as_posix() for path in docs_dir.rglob("*.md")
-                   if path.relative_to(docs_dir).as_posix() not in named)
-    results = [{_title(folder.name, FOLDER_TITLES): f"results/{folder.name}.md"} for folder in report_folders()
-               if f"results/{folder.name}.md" not in named]
+    extra = sorted(
+        path.relative_to(docs_dir).as_posix()
+        for path in docs_dir.rglob("*.md")
+        if path.relative_to(docs_dir).as_posix() not in named
+    )
+    results = [
+        {_title(folder.name, FOLDER_TITLES): f"results/{folder.name}.md"}
+        for folder in report_folders()
+        if f"results/{folder.name}.md" not in named
+    ]
     for section, pages in (("Guides", extra), ("Results", results)):
         if not pages:
             continue

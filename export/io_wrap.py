@@ -152,21 +152,26 @@ def wrap_uint8_io(model: onnx.ModelProto, channel_order: str = "bgr") -> onnx.Mo
     del graph.node[:]
     graph.node.extend(nodes)
     del graph.input[:], graph.output[:]
-    graph.input.extend([
-        helper.make_tensor_value_info(INPUT_IMAGE_NAME, TensorProto.UINT8, ["N", "H", "W", 3]),
-        helper.make_tensor_value_info(INPUT_MAP_NAME, TensorProto.FLOAT, ["N", "H", "W"]),
-    ])
+    graph.input.extend(
+        [
+            helper.make_tensor_value_info(INPUT_IMAGE_NAME, TensorProto.UINT8, ["N", "H", "W", 3]),
+            helper.make_tensor_value_info(INPUT_MAP_NAME, TensorProto.FLOAT, ["N", "H", "W"]),
+        ]
+    )
     graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.UINT8, ["N", "H", "W", 3]))
     order = channel_order.upper()
-    set_metadata(wrapped, {
-        **metadata_of(model),
-        "svbr.io": "uint8",
-        "svbr.channel_order": order,
-        "svbr.input_image_range": f"uint8 [0, 255], N×H×W×3 {order}",
-        "svbr.image_normalisation": "in graph: uint8 / 255",
-        "svbr.map_normalisation": f"in graph: clip(radius_px / {MAX_RADIUS_PX:g}, 0, 1), map N×H×W in px",
-        "svbr.output": f"uint8 N×H×W×3 {order}: in graph clip(x, 0, 1) × 255, round half to even",
-    })
+    set_metadata(
+        wrapped,
+        {
+            **metadata_of(model),
+            "svbr.io": "uint8",
+            "svbr.channel_order": order,
+            "svbr.input_image_range": f"uint8 [0, 255], N×H×W×3 {order}",
+            "svbr.image_normalisation": "in graph: uint8 / 255",
+            "svbr.map_normalisation": f"in graph: clip(radius_px / {MAX_RADIUS_PX:g}, 0, 1), map N×H×W in px",
+            "svbr.output": f"uint8 N×H×W×3 {order}: in graph clip(x, 0, 1) × 255, round half to even",
+        },
+    )
     return wrapped
 
 
@@ -194,10 +199,12 @@ def strip_uint8_io(model: onnx.ModelProto) -> onnx.ModelProto:
     _rename(graph, CORE_MAP, INPUT_MAP_NAME)
     _rename(graph, CORE_SHARP, OUTPUT_NAME)
     del graph.input[:], graph.output[:]
-    graph.input.extend([
-        helper.make_tensor_value_info(INPUT_IMAGE_NAME, TensorProto.FLOAT, ["N", 3, "H", "W"]),
-        helper.make_tensor_value_info(INPUT_MAP_NAME, TensorProto.FLOAT, ["N", 1, "H", "W"]),
-    ])
+    graph.input.extend(
+        [
+            helper.make_tensor_value_info(INPUT_IMAGE_NAME, TensorProto.FLOAT, ["N", 3, "H", "W"]),
+            helper.make_tensor_value_info(INPUT_MAP_NAME, TensorProto.FLOAT, ["N", 1, "H", "W"]),
+        ]
+    )
     graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 3, "H", "W"]))
     metadata = {k: v for k, v in metadata_of(model).items() if k not in ("svbr.io", "svbr.output")}
     set_metadata(core, {**metadata, **_FLOAT_CONTRACT})
@@ -210,14 +217,18 @@ def check_uint8_io_contract(model: onnx.ModelProto) -> None:
     outputs = {value.name: value for value in model.graph.output}
     if set(inputs) != {INPUT_IMAGE_NAME, INPUT_MAP_NAME} or set(outputs) != {OUTPUT_NAME}:
         raise ValueError(f"graph I/O must be image, blur_map -> sharp, got {sorted(inputs)} -> {sorted(outputs)}")
-    expected = ((inputs[INPUT_IMAGE_NAME], TensorProto.UINT8, ["N", "H", "W", 3]),
-                (inputs[INPUT_MAP_NAME], TensorProto.FLOAT, ["N", "H", "W"]),
-                (outputs[OUTPUT_NAME], TensorProto.UINT8, ["N", "H", "W", 3]))
+    expected = (
+        (inputs[INPUT_IMAGE_NAME], TensorProto.UINT8, ["N", "H", "W", 3]),
+        (inputs[INPUT_MAP_NAME], TensorProto.FLOAT, ["N", "H", "W"]),
+        (outputs[OUTPUT_NAME], TensorProto.UINT8, ["N", "H", "W", 3]),
+    )
     for value, elem_type, dims in expected:
         tensor_type = value.type.tensor_type
         if tensor_type.elem_type != elem_type:
-            raise ValueError(f"{value.name} must be {TensorProto.DataType.Name(elem_type)}, got "
-                             f"{TensorProto.DataType.Name(tensor_type.elem_type)}")
+            raise ValueError(
+                f"{value.name} must be {TensorProto.DataType.Name(elem_type)}, got "
+                f"{TensorProto.DataType.Name(tensor_type.elem_type)}"
+            )
         found = [d.dim_param or d.dim_value for d in tensor_type.shape.dim]
         if found != dims:
             raise ValueError(f"{value.name} must be {'×'.join(map(str, dims))} with dynamic N, H, W, got {found}")

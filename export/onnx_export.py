@@ -179,8 +179,13 @@ def _export_graph(model: nn.Module, exporter: str, opset: int) -> onnx.ModelProt
             height, width = Dim("h", min=1, max=8192), Dim("w", min=1, max=8192)
             shapes = {0: batch, 2: SIZE_MULTIPLE * height, 3: SIZE_MULTIPLE * width}
             program = torch.onnx.export(
-                model, example, dynamo=True, opset_version=opset, verbose=False,
-                dynamic_shapes={"image": shapes, "blur_map": shapes}, **names,
+                model,
+                example,
+                dynamo=True,
+                opset_version=opset,
+                verbose=False,
+                dynamic_shapes={"image": shapes, "blur_map": shapes},
+                **names,
             )
             proto = program.model_proto
         elif exporter == "torchscript":
@@ -189,8 +194,14 @@ def _export_graph(model: nn.Module, exporter: str, opset: int) -> onnx.ModelProt
             buffer = io.BytesIO()
             axes = {0: "N", 2: "H", 3: "W"}
             torch.onnx.export(
-                model, example, buffer, dynamo=False, opset_version=opset, do_constant_folding=True,
-                dynamic_axes={INPUT_IMAGE_NAME: axes, INPUT_MAP_NAME: axes, OUTPUT_NAME: axes}, **names,
+                model,
+                example,
+                buffer,
+                dynamo=False,
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamic_axes={INPUT_IMAGE_NAME: axes, INPUT_MAP_NAME: axes, OUTPUT_NAME: axes},
+                **names,
             )
             proto = onnx.load_from_string(buffer.getvalue())
         else:
@@ -277,8 +288,15 @@ def export_onnx(
         ``out_path`` as a ``Path``.
     """
     proto = _export_graph(fold_batchnorm(model), exporter, opset)
-    set_metadata(proto, {**contract_metadata(), "svbr.head": getattr(model, "head", "sigmoid"),
-                         "svbr.exporter": f"torch {torch.__version__} {exporter}", **(metadata or {})})
+    set_metadata(
+        proto,
+        {
+            **contract_metadata(),
+            "svbr.head": getattr(model, "head", "sigmoid"),
+            "svbr.exporter": f"torch {torch.__version__} {exporter}",
+            **(metadata or {}),
+        },
+    )
     proto.doc_string = "SVBR-Net: non-blind deblurring of spatially varying defocus blur (svbr-net)"
     if io not in IO_KINDS:
         raise ValueError(f"io must be one of {IO_KINDS}, got {io!r}")
@@ -312,8 +330,10 @@ def check_parity(
 
 
 def check_uint8_parity(
-    float_path: str | os.PathLike[str], uint8_path: str | os.PathLike[str],
-    shapes: list[tuple[int, int, int]] | None = None, seed: int = 0,
+    float_path: str | os.PathLike[str],
+    uint8_path: str | os.PathLike[str],
+    shapes: list[tuple[int, int, int]] | None = None,
+    seed: int = 0,
 ) -> int:
     """Largest |difference| in uint8 levels between a uint8-I/O model and its float model rounded.
 
@@ -325,14 +345,17 @@ def check_uint8_parity(
 
     rng = np.random.default_rng(seed)
     worst = 0
-    with create_backend("onnxruntime-cpu", float_path, threads=1) as reference, \
-            create_backend("onnxruntime-cpu", uint8_path, threads=1) as wrapped:
+    with (
+        create_backend("onnxruntime-cpu", float_path, threads=1) as reference,
+        create_backend("onnxruntime-cpu", uint8_path, threads=1) as wrapped,
+    ):
         order = wrapped.io_channel_order
         for n, height, width in shapes or PARITY_SHAPES:
             images = rng.integers(0, 256, (n, height, width, 3), dtype=np.uint8)
             radii = rng.uniform(0.0, 7.0, (n, height, width)).astype(np.float32)
-            expected = network_to_image(reference.run(image_to_network(images, order), map_to_network(radii)),
-                                        np.dtype(np.uint8), order)
+            expected = network_to_image(
+                reference.run(image_to_network(images, order), map_to_network(radii)), np.dtype(np.uint8), order
+            )
             got = wrapped.run(images, radii)
             worst = max(worst, int(np.abs(got.astype(np.int16) - expected.astype(np.int16)).max()))
     return worst
@@ -348,27 +371,48 @@ def _parser() -> argparse.ArgumentParser:
         "svbr.* metadata), then check ONNX Runtime against PyTorch.",
     )
     source = parser.add_mutually_exclusive_group()
-    add_model(source, dest="checkpoint", aliases=("--checkpoint",), help="checkpoint .pt (default: the bundled weights)")
+    add_model(
+        source, dest="checkpoint", aliases=("--checkpoint",), help="checkpoint .pt (default: the bundled weights)"
+    )
     source.add_argument(
-        "--random-init", type=int, metavar="SEED",
+        "--random-init",
+        type=int,
+        metavar="SEED",
         help="export a randomly initialised network instead (tests and benchmarks only: its output is meaningless)",
     )
     target = parser.add_mutually_exclusive_group(required=True)
     add_output(target, dest="out", type=Path, help="the .onnx file to write")
     target.add_argument(
-        "--bundled", action="store_true",
+        "--bundled",
+        action="store_true",
         help="write the runtime's bundled model (runtime/models/svbrnet.onnx); use after the weights change",
     )
-    parser.add_argument("--head", choices=("residual", "sigmoid"), default="residual",
-                        help="output head of the --random-init network (a checkpoint records its own)")
+    parser.add_argument(
+        "--head",
+        choices=("residual", "sigmoid"),
+        default="residual",
+        help="output head of the --random-init network (a checkpoint records its own)",
+    )
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
-    parser.add_argument("--exporter", choices=EXPORTERS, default=DEFAULT_EXPORTER,
-                        help=f"torch.onnx exporter (default {DEFAULT_EXPORTER})")
-    parser.add_argument("--io", choices=IO_KINDS, default="float32",
-                        help="graph I/O: float32 (N×3×H×W in [0, 1], the default) or uint8 (raw N×H×W×3 windows "
-                        "and the radius map in px in, uint8 out; normalisation, rounding and layout in the graph)")
-    parser.add_argument("--channel-order", choices=("bgr", "rgb"), default="bgr",
-                        help="channel order of --io uint8 images (default bgr, OpenCV's)")
+    parser.add_argument(
+        "--exporter",
+        choices=EXPORTERS,
+        default=DEFAULT_EXPORTER,
+        help=f"torch.onnx exporter (default {DEFAULT_EXPORTER})",
+    )
+    parser.add_argument(
+        "--io",
+        choices=IO_KINDS,
+        default="float32",
+        help="graph I/O: float32 (N×3×H×W in [0, 1], the default) or uint8 (raw N×H×W×3 windows "
+        "and the radius map in px in, uint8 out; normalisation, rounding and layout in the graph)",
+    )
+    parser.add_argument(
+        "--channel-order",
+        choices=("bgr", "rgb"),
+        default="bgr",
+        help="channel order of --io uint8 images (default bgr, OpenCV's)",
+    )
     parser.add_argument("--skip-parity", action="store_true", help="skip the ONNX Runtime vs PyTorch check")
     return parser
 
@@ -397,8 +441,9 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out
     # Written beside the target and moved into place only once it passes parity,
     # so a failed export never replaces a good (e.g. the bundled) model.
-    unverified = export_onnx(model, out.with_name(out.name + ".unverified"), opset=args.opset,
-                             exporter=args.exporter, metadata=extra)
+    unverified = export_onnx(
+        model, out.with_name(out.name + ".unverified"), opset=args.opset, exporter=args.exporter, metadata=extra
+    )
     worst = 0.0
     if not args.skip_parity:
         for (n, height, width), comparison in check_parity(model, unverified):
@@ -406,8 +451,11 @@ def main(argv: list[str] | None = None) -> int:
             worst = max(worst, comparison.max_abs)
     if worst > PARITY_TOLERANCE:
         unverified.unlink()
-        print(f"svbr export: error: ONNX Runtime differs from PyTorch by {worst:.3g} "
-              f"(> {PARITY_TOLERANCE:g}); nothing written", file=sys.stderr)
+        print(
+            f"svbr export: error: ONNX Runtime differs from PyTorch by {worst:.3g} "
+            f"(> {PARITY_TOLERANCE:g}); nothing written",
+            file=sys.stderr,
+        )
         return 1
     if args.io == "uint8":
         wrapped = out.with_name(out.name + ".unverified-uint8")
@@ -420,14 +468,17 @@ def main(argv: list[str] | None = None) -> int:
             if levels > UINT8_PARITY_LEVELS:
                 unverified.unlink()
                 wrapped.unlink()
-                print(f"svbr export: error: uint8-I/O graph differs by {levels} levels; nothing written",
-                      file=sys.stderr)
+                print(
+                    f"svbr export: error: uint8-I/O graph differs by {levels} levels; nothing written", file=sys.stderr
+                )
                 return 1
         unverified.unlink()
         unverified = wrapped
     unverified.replace(out)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, opset {args.opset}, {args.exporter} exporter, "
-          f"{args.io} I/O{' ' + args.channel_order.upper() if args.io == 'uint8' else ''})")
+    print(
+        f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, opset {args.opset}, {args.exporter} exporter, "
+        f"{args.io} I/O{' ' + args.channel_order.upper() if args.io == 'uint8' else ''})"
+    )
     return 0
 
 

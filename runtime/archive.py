@@ -64,22 +64,38 @@ class DeblurActor:
         threads: intra-op threads for the ``onnxruntime-cpu`` backend (its CPUs in the Ray cluster); None: ORT's default.
     """
 
-    def __init__(self, model: str | None, backend: str, tile: int | None, batch_size: int | None,
-                 map_folder: str | None, map_scale: float | None, threads: int | None = None,
-                 strength: float = 1.0, max_radius_px: float | None = None) -> None:
+    def __init__(
+        self,
+        model: str | None,
+        backend: str,
+        tile: int | None,
+        batch_size: int | None,
+        map_folder: str | None,
+        map_scale: float | None,
+        threads: int | None = None,
+        strength: float = 1.0,
+        max_radius_px: float | None = None,
+    ) -> None:
         from runtime.deblurrer import Deblurrer
         from runtime.pyramid import DEFAULT_MAX_RADIUS_PX
 
         options: dict[str, Any] = {} if threads is None else {"threads": threads}
-        self.deblurrer = Deblurrer(model, backend=backend, tile=tile, batch_size=batch_size, strength=strength,
-                                   max_radius_px=DEFAULT_MAX_RADIUS_PX if max_radius_px is None else max_radius_px,
-                                   **options)
+        self.deblurrer = Deblurrer(
+            model,
+            backend=backend,
+            tile=tile,
+            batch_size=batch_size,
+            strength=strength,
+            max_radius_px=DEFAULT_MAX_RADIUS_PX if max_radius_px is None else max_radius_px,
+            **options,
+        )
         self.map_folder = None if map_folder is None else Path(map_folder)
         self.map_scale = map_scale
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
-        records = [self.process(Path(str(image)), Path(str(output)))
-                   for image, output in zip(batch["input"], batch["output"])]
+        records = [
+            self.process(Path(str(image)), Path(str(output))) for image, output in zip(batch["input"], batch["output"])
+        ]
         return {field: [record[field] for record in records] for field in RECORD_FIELDS}
 
     def process(self, image_path: Path, output_path: Path) -> dict[str, str]:
@@ -124,8 +140,9 @@ def _actor_plan(ray: Any, backend: str, actors: int | None, cpus_per_actor: int)
         threads = cpus_per_actor if backend in ("auto", "onnxruntime-cpu") else None
         backend = "onnxruntime-cpu" if backend == "auto" else backend
     if fit < 1:
-        raise CliError(f"the Ray cluster has no room for a {kind} actor of {cpus_per_actor} CPUs: "
-                       f"{ray.cluster_resources()}")
+        raise CliError(
+            f"the Ray cluster has no room for a {kind} actor of {cpus_per_actor} CPUs: {ray.cluster_resources()}"
+        )
     return {"actors": actors or fit, "kind": kind, "resources": resources, "threads": threads, "backend": backend}
 
 
@@ -198,28 +215,40 @@ def deblur_archive(
         handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             if connected_here:
-                ray.init(address=address, include_dashboard=False, logging_level="warning",
-                         log_to_driver=not quiet)
+                ray.init(address=address, include_dashboard=False, logging_level="warning", log_to_driver=not quiet)
             plan = _actor_plan(ray, backend, actors, cpus_per_actor)
             actor_count = min(plan["actors"], len(todo))
-            ray_info.update(actors=actor_count, actor_kind=plan["kind"], actor_resources=plan["resources"],
-                            backend=plan["backend"], cluster=ray.cluster_resources())
+            ray_info.update(
+                actors=actor_count,
+                actor_kind=plan["kind"],
+                actor_resources=plan["resources"],
+                backend=plan["backend"],
+                cluster=ray.cluster_resources(),
+            )
             if not quiet:
-                print(f"svbr deblur --ray: {len(todo)} images on {actor_count} {plan['kind']} actor"
-                      f"{'s' * (actor_count != 1)} ({len(records)} already done)", file=sys.stderr)
+                print(
+                    f"svbr deblur --ray: {len(todo)} images on {actor_count} {plan['kind']} actor"
+                    f"{'s' * (actor_count != 1)} ({len(records)} already done)",
+                    file=sys.stderr,
+                )
             context = ray.data.DataContext.get_current()
             context.enable_progress_bars = not quiet
             if quiet:
                 logging.getLogger("ray.data").setLevel(logging.ERROR)
             blocks = min(len(todo), max(math.ceil(len(todo) / MAX_IMAGES_PER_BLOCK), 16 * actor_count))
-            dataset = ray.data.from_items([{"input": str(i), "output": str(o)} for i, o in todo],
-                                          override_num_blocks=blocks)
+            dataset = ray.data.from_items(
+                [{"input": str(i), "output": str(o)} for i, o in todo], override_num_blocks=blocks
+            )
             settings = {
                 "model": None if model is None else str(model.resolve()),
-                "backend": plan["backend"], "tile": tile, "batch_size": batch_size,
+                "backend": plan["backend"],
+                "tile": tile,
+                "batch_size": batch_size,
                 "map_folder": None if map_folder is None else str(map_folder.resolve()),
-                "map_scale": map_scale, "threads": plan["threads"],
-                "strength": strength, "max_radius_px": max_radius_px,
+                "map_scale": map_scale,
+                "threads": plan["threads"],
+                "strength": strength,
+                "max_radius_px": max_radius_px,
             }
             results = dataset.map_batches(
                 DeblurActor,
@@ -252,11 +281,19 @@ def deblur_archive(
     return summary
 
 
-def _summary(input_dir: Path, output_dir: Path, map_folder: Path | None, records: list[dict[str, str]],
-             ray_info: dict[str, Any], seconds: float) -> dict[str, Any]:
+def _summary(
+    input_dir: Path,
+    output_dir: Path,
+    map_folder: Path | None,
+    records: list[dict[str, str]],
+    ray_info: dict[str, Any],
+    seconds: float,
+) -> dict[str, Any]:
     counts = {status: sum(r["status"] == status for r in records) for status in ("ok", "skipped", "failed")}
-    failures = sorted(({"input": r["input"], "error": r["error"]} for r in records if r["status"] == "failed"),
-                      key=lambda failure: failure["input"])
+    failures = sorted(
+        ({"input": r["input"], "error": r["error"]} for r in records if r["status"] == "failed"),
+        key=lambda failure: failure["input"],
+    )
     return {
         "input": str(input_dir),
         "output": str(output_dir),
@@ -272,6 +309,8 @@ def _summary(input_dir: Path, output_dir: Path, map_folder: Path | None, records
 def summary_line(summary: dict[str, Any]) -> str:
     """One line: counts, time and where the summary is."""
     counts = summary["counts"]
-    return (f"svbr deblur --ray: {summary['images']} images: {counts['ok']} deblurred, {counts['skipped']} "
-            f"already done, {counts['failed']} failed in {summary['seconds']:.1f} s; "
-            f"summary {Path(summary['output']) / SUMMARY_NAME}")
+    return (
+        f"svbr deblur --ray: {summary['images']} images: {counts['ok']} deblurred, {counts['skipped']} "
+        f"already done, {counts['failed']} failed in {summary['seconds']:.1f} s; "
+        f"summary {Path(summary['output']) / SUMMARY_NAME}"
+    )

@@ -21,12 +21,18 @@ def add_deblur_options(parser: argparse.ArgumentParser) -> None:
     from runtime.pyramid import DEFAULT_MAX_RADIUS_PX, LIMIT_MAX_RADIUS_PX
 
     parser.add_argument(
-        "--strength", type=float, default=1.0, metavar="S",
+        "--strength",
+        type=float,
+        default=1.0,
+        metavar="S",
         help="how much of the correction to apply, 0-2: output = input + S × (deblurred − input); "
         "0 = the input, 1 = SVBR-Net's output (default), above 1 exaggerates it",
     )
     parser.add_argument(
-        "--max-radius", type=float, default=DEFAULT_MAX_RADIUS_PX, metavar="PX",
+        "--max-radius",
+        type=float,
+        default=DEFAULT_MAX_RADIUS_PX,
+        metavar="PX",
         help=f"largest blur radius deblurred, 6-{LIMIT_MAX_RADIUS_PX:g} px (default {DEFAULT_MAX_RADIUS_PX:g}): "
         "radii above 6 px (the trained range) are deblurred on pyramid levels 1/2, 1/4, ... (at most 1/3 more "
         "work), radii above PX are clipped to PX with a warning; 6 = one full-resolution pass with radii above "
@@ -39,8 +45,10 @@ def deblur_option_error(args: argparse.Namespace) -> str | None:
     from runtime.pyramid import validate_max_radius
     from runtime.validation import validate_strength
 
-    for option, check, value in (("--strength", validate_strength, args.strength),
-                                 ("--max-radius", validate_max_radius, args.max_radius)):
+    for option, check, value in (
+        ("--strength", validate_strength, args.strength),
+        ("--max-radius", validate_max_radius, args.max_radius),
+    ):
         try:
             check(value)
         except ValueError as error:
@@ -64,13 +72,24 @@ def deblur_option_error(args: argparse.Namespace) -> str | None:
 
 #: canonical option string -> the meaning it stands for (tests/test_cli_options.py checks every parser against it)
 SHARED_OPTIONS: dict[str, str] = {
-    "--output": "output", "--model": "model", "--size": "size", "--device": "device",
-    "--threads": "threads", "--backend": "backend", "--quiet": "quiet",
+    "--output": "output",
+    "--model": "model",
+    "--size": "size",
+    "--device": "device",
+    "--threads": "threads",
+    "--backend": "backend",
+    "--quiet": "quiet",
 }
 #: old / stray spellings that must not be visible in any --help: spelling -> the shared option to use instead
 RETIRED_OPTIONS: dict[str, str] = {
-    "--out": "-o/--output", "--onnx": "--model", "--models": "--model", "--checkpoint": "--model",
-    "--height": "--size WxH", "--width": "--size WxH", "--gpu": "--device", "--num-threads": "--threads",
+    "--out": "-o/--output",
+    "--onnx": "--model",
+    "--models": "--model",
+    "--checkpoint": "--model",
+    "--height": "--size WxH",
+    "--width": "--size WxH",
+    "--gpu": "--device",
+    "--num-threads": "--threads",
     "--silent": "-q/--quiet",
 }
 
@@ -103,12 +122,20 @@ class _DeprecatedAlias(argparse.Action):
 def add_alias(parser, old: str | list[str] | tuple[str, ...], dest: str, new: str, **kwargs) -> None:
     """Register ``old`` (one spelling or several) as a hidden, warning alias of the option stored in ``dest``."""
     olds = [old] if isinstance(old, str) else list(old)
-    parser.add_argument(*olds, dest=dest, action=_DeprecatedAlias, new=new, help=argparse.SUPPRESS,
-                        default=argparse.SUPPRESS, **kwargs)
+    parser.add_argument(
+        *olds, dest=dest, action=_DeprecatedAlias, new=new, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs
+    )
 
 
-def _with_aliases(parser, flags: tuple[str, ...], dest: str, aliases: tuple[str, ...] | list[str], required: bool,
-                  alias_kwargs: dict, **kwargs) -> argparse.Action:
+def _with_aliases(
+    parser,
+    flags: tuple[str, ...],
+    dest: str,
+    aliases: tuple[str, ...] | list[str],
+    required: bool,
+    alias_kwargs: dict,
+    **kwargs,
+) -> argparse.Action:
     target = parser
     if required and aliases:
         # a required option with an alias: exactly one of them (the alias is hidden from the error too)
@@ -120,16 +147,45 @@ def _with_aliases(parser, flags: tuple[str, ...], dest: str, aliases: tuple[str,
     return action
 
 
-def add_output(parser, *, dest: str = "output", help: str = "output path", required: bool = False, default=None,
-               type=None, metavar: str | None = None, aliases=("--out",)) -> argparse.Action:
+def add_output(
+    parser,
+    *,
+    dest: str = "output",
+    help: str = "output path",
+    required: bool = False,
+    default=None,
+    type=None,
+    metavar: str | None = None,
+    aliases=("--out",),
+) -> argparse.Action:
     """``-o/--output`` (old spelling ``--out`` kept hidden). ``parser`` may be a (mutually exclusive) group."""
     extra = {"type": type} if type is not None else {}
-    return _with_aliases(parser, ("-o", "--output"), dest, aliases, required, extra, default=default,
-                         metavar=metavar or "PATH", help=help, **extra)
+    return _with_aliases(
+        parser,
+        ("-o", "--output"),
+        dest,
+        aliases,
+        required,
+        extra,
+        default=default,
+        metavar=metavar or "PATH",
+        help=help,
+        **extra,
+    )
 
 
-def add_model(parser, *, dest: str = "model", help: str, required: bool = False, default=None, type=None,
-              metavar: str | None = None, aliases=(), action: str | None = None) -> argparse.Action:
+def add_model(
+    parser,
+    *,
+    dest: str = "model",
+    help: str,
+    required: bool = False,
+    default=None,
+    type=None,
+    metavar: str | None = None,
+    aliases=(),
+    action: str | None = None,
+) -> argparse.Action:
     """``--model`` (old spellings such as ``--onnx``/``--checkpoint`` passed as ``aliases``, kept hidden)."""
     from pathlib import Path
 
@@ -160,6 +216,7 @@ size_wh.shared_size = True  # type: ignore[attr-defined]  # marks the shared WxH
 
 def size_wh_at_least(minimum: int):
     """``size_wh`` with another minimum side."""
+
     def parse(text: str) -> tuple[int, int]:
         return size_wh(text, minimum=minimum)
 
@@ -168,11 +225,22 @@ def size_wh_at_least(minimum: int):
     return parse
 
 
-def add_size(parser, *, dest: str = "size", help: str, default: tuple[int, int] | None = None, minimum: int = 8,
-             aliases=()) -> argparse.Action:
+def add_size(
+    parser, *, dest: str = "size", help: str, default: tuple[int, int] | None = None, minimum: int = 8, aliases=()
+) -> argparse.Action:
     """``--size WxH`` -> (width, height)."""
-    return _with_aliases(parser, ("--size",), dest, aliases, False, {"type": size_wh_at_least(minimum)},
-                         type=size_wh_at_least(minimum), default=default, metavar="WxH", help=help)
+    return _with_aliases(
+        parser,
+        ("--size",),
+        dest,
+        aliases,
+        False,
+        {"type": size_wh_at_least(minimum)},
+        type=size_wh_at_least(minimum),
+        default=default,
+        metavar="WxH",
+        help=help,
+    )
 
 
 def device_spec(text: str) -> str:
@@ -196,9 +264,11 @@ def cuda_index(device: str) -> int:
     raise ValueError(f"not a CUDA device: {device!r}")
 
 
-def add_device(parser, *, help: str, default: str = "auto", dest: str = "device",
-               choices: tuple[str, ...] | None = None) -> argparse.Action:
+def add_device(
+    parser, *, help: str, default: str = "auto", dest: str = "device", choices: tuple[str, ...] | None = None
+) -> argparse.Action:
     """``--device auto|cpu|cuda|cuda:N|N`` (``choices`` limits the accepted kinds: ``cuda`` admits ``cuda:N``)."""
+
     def parse(text: str) -> str:
         value = device_spec(text)
         if choices is not None and value not in choices and value.split(":")[0] not in choices:
@@ -206,8 +276,14 @@ def add_device(parser, *, help: str, default: str = "auto", dest: str = "device"
         return value
 
     parse.__name__ = "device"
-    return parser.add_argument("--device", dest=dest, type=parse, default=default,
-                               metavar="|".join(choices) if choices else "DEVICE", help=help)
+    return parser.add_argument(
+        "--device",
+        dest=dest,
+        type=parse,
+        default=default,
+        metavar="|".join(choices) if choices else "DEVICE",
+        help=help,
+    )
 
 
 def add_threads(parser, *, help: str, default: int | None = None, dest: str = "threads") -> argparse.Action:

@@ -75,8 +75,10 @@ def plan_jobs(input_path: Path, map_path: Path | None, output: str) -> list[tupl
         if output_path.exists() and not output_path.is_dir():
             raise CliError(f"input {input_path} is a folder, so -o must be a folder: {output_path}")
         images = list_images(input_path)
-        return [(image, find_map(image, map_path) if map_path is not None else None, output_path / image.name)
-                for image in images]
+        return [
+            (image, find_map(image, map_path) if map_path is not None else None, output_path / image.name)
+            for image in images
+        ]
     if map_path is None:
         pass
     elif map_path.is_dir():
@@ -100,19 +102,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("input", type=Path, help="image file, or a folder of images")
     parser.add_argument(
-        "--blur-map", type=Path, metavar="MAP",
+        "--blur-map",
+        type=Path,
+        metavar="MAP",
         help="blur map: .npy of radii in px, or an 8/16-bit PNG (with --map-scale); "
         "a folder of maps named like the images in folder mode. Omitted: each image's map is estimated "
         "from the image itself (svbr estimate writes such a map)",
     )
     parser.add_argument("-o", "--output", required=True, help="output image file, or folder in folder mode")
     parser.add_argument(
-        "--map-scale", type=float, metavar="PX_PER_UNIT",
+        "--map-scale",
+        type=float,
+        metavar="PX_PER_UNIT",
         help="radius in px of one PNG map unit (e.g. 0.05 for a 16-bit map in 1/20 px); required for PNG maps",
     )
     parser.add_argument("--model", type=Path, help="ONNX model (default: the bundled model)")
-    parser.add_argument("--backend", default="auto", choices=backend_names(), help="inference backend (default: auto = fastest available)")
-    parser.add_argument("--tile", type=int, default=512, help="tile edge in px, rounded up to a multiple of 4; 0 = one full-frame pass (default 512)")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=backend_names(),
+        help="inference backend (default: auto = fastest available)",
+    )
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=512,
+        help="tile edge in px, rounded up to a multiple of 4; 0 = one full-frame pass (default 512)",
+    )
     parser.add_argument("--batch-size", type=int, help="tiles per backend call (default: the backend's preference)")
     add_deblur_options(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -124,19 +140,32 @@ def _parser() -> argparse.ArgumentParser:
         "Exit code 1 when any file failed.",
     )
     ray.add_argument(
-        "--ray", nargs="?", const="", metavar="ADDRESS",
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
         help="run on Ray: no ADDRESS = a local Ray on this machine (or RAY_ADDRESS); ADDRESS = a cluster's "
         "head, e.g. HEAD:6379 (put --ray last, or write --ray=ADDRESS)",
     )
-    ray.add_argument("--ray-actors", type=int, metavar="N",
-                     help="number of actors (default: as many as fit: one per GPU, or per --ray-cpus-per-actor CPUs)")
-    ray.add_argument("--ray-cpus-per-actor", type=int, default=1, metavar="C",
-                     help="CPUs (= ONNX Runtime threads) of each CPU actor (default 1)")
+    ray.add_argument(
+        "--ray-actors",
+        type=int,
+        metavar="N",
+        help="number of actors (default: as many as fit: one per GPU, or per --ray-cpus-per-actor CPUs)",
+    )
+    ray.add_argument(
+        "--ray-cpus-per-actor",
+        type=int,
+        default=1,
+        metavar="C",
+        help="CPUs (= ONNX Runtime threads) of each CPU actor (default 1)",
+    )
     return parser
 
 
-def deblur_file(deblurrer: Deblurrer, image_path: Path, map_path: Path | None, map_scale: float | None,
-                show_tiles: bool) -> np.ndarray:
+def deblur_file(
+    deblurrer: Deblurrer, image_path: Path, map_path: Path | None, map_scale: float | None, show_tiles: bool
+) -> np.ndarray:
     """Read, check and deblur one image (``map_path`` None: estimate its map); ``show_tiles`` draws a progress bar."""
     image = read_image(image_path)
     radius = read_blur_map(map_path, map_scale) if map_path is not None else None
@@ -146,8 +175,10 @@ def deblur_file(deblurrer: Deblurrer, image_path: Path, map_path: Path | None, m
             f"{image.shape[1]}×{image.shape[0]} px"
         )
     total = deblurrer.count_tiles(*image.shape[:2], radius)
-    with tqdm(total=total, desc=image_path.name, unit="tile", disable=not show_tiles) as bar, \
-            warnings.catch_warnings(record=True) as caught:
+    with (
+        tqdm(total=total, desc=image_path.name, unit="tile", disable=not show_tiles) as bar,
+        warnings.catch_warnings(record=True) as caught,
+    ):
         warnings.simplefilter("always")
 
         def progress(done: int, tiles: int) -> None:
@@ -172,10 +203,20 @@ def _deblur_on_ray(args: argparse.Namespace) -> int:
     if not args.input.is_dir():
         raise CliError(f"--ray deblurs a folder of images: {args.input} is not a folder")
     summary = deblur_archive(
-        args.input, Path(args.output), map_folder=args.blur_map, map_scale=args.map_scale, model=args.model,
-        backend=args.backend, tile=args.tile or None, batch_size=args.batch_size, address=args.ray or None,
-        actors=args.ray_actors, cpus_per_actor=args.ray_cpus_per_actor, quiet=args.quiet,
-        strength=args.strength, max_radius_px=args.max_radius,
+        args.input,
+        Path(args.output),
+        map_folder=args.blur_map,
+        map_scale=args.map_scale,
+        model=args.model,
+        backend=args.backend,
+        tile=args.tile or None,
+        batch_size=args.batch_size,
+        address=args.ray or None,
+        actors=args.ray_actors,
+        cpus_per_actor=args.ray_cpus_per_actor,
+        quiet=args.quiet,
+        strength=args.strength,
+        max_radius_px=args.max_radius,
     )
     print(summary_line(summary))
     shown = 20
@@ -202,8 +243,14 @@ def main(argv: list[str] | None = None) -> int:
             raise CliError("--ray-actors and --ray-cpus-per-actor need --ray")
         jobs = plan_jobs(args.input, args.blur_map, args.output)
         try:
-            deblurrer = Deblurrer(args.model, backend=args.backend, tile=args.tile or None, batch_size=args.batch_size,
-                                  strength=args.strength, max_radius_px=args.max_radius)
+            deblurrer = Deblurrer(
+                args.model,
+                backend=args.backend,
+                tile=args.tile or None,
+                batch_size=args.batch_size,
+                strength=args.strength,
+                max_radius_px=args.max_radius,
+            )
         except (FileNotFoundError, RuntimeError, ValueError) as error:
             raise CliError(str(error)) from error
         with deblurrer:

@@ -103,7 +103,9 @@ def validate_inputs(image: np.ndarray, blur_map: np.ndarray, channel_order: str)
         )
     validate_image(image, channel_order)
     if blur_map.ndim != 2:
-        raise ValueError(f"blur_map must have 2 dimensions (H×W radii in px), got {blur_map.ndim}: shape {blur_map.shape}")
+        raise ValueError(
+            f"blur_map must have 2 dimensions (H×W radii in px), got {blur_map.ndim}: shape {blur_map.shape}"
+        )
     if blur_map.shape != image.shape[:2]:
         raise ValueError(f"blur_map size {blur_map.shape} does not match the image size {image.shape[:2]}")
     if not (np.issubdtype(blur_map.dtype, np.floating) or np.issubdtype(blur_map.dtype, np.integer)):
@@ -202,8 +204,7 @@ class Deblurrer:
         for key, expected in (("svbr.max_radius_px", MAX_RADIUS_PX), ("svbr.size_multiple", SIZE_MULTIPLE)):
             if key in metadata and float(metadata[key]) != float(expected):
                 raise ValueError(
-                    f"{self.backend.model_path} was exported with {key}={metadata[key]}, "
-                    f"this runtime uses {expected}"
+                    f"{self.backend.model_path} was exported with {key}={metadata[key]}, this runtime uses {expected}"
                 )
 
     def count_tiles(self, height: int, width: int, blur_map: np.ndarray | None = None) -> int:
@@ -217,18 +218,37 @@ class Deblurrer:
         return [len(plan_tiles(h, w, self.tile, self.halo, SIZE_MULTIPLE)) for h, w in sizes]
 
     @overload
-    def deblur(self, image: np.ndarray, blur_map: np.ndarray | None = None, *, channel_order: str = "bgr",
-               on_progress: OnProgress | None = None, return_map: Literal[False] = False) -> np.ndarray: ...
+    def deblur(
+        self,
+        image: np.ndarray,
+        blur_map: np.ndarray | None = None,
+        *,
+        channel_order: str = "bgr",
+        on_progress: OnProgress | None = None,
+        return_map: Literal[False] = False,
+    ) -> np.ndarray: ...
 
     @overload
-    def deblur(self, image: np.ndarray, blur_map: np.ndarray | None = None, *, channel_order: str = "bgr",
-               on_progress: OnProgress | None = None,
-               return_map: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
+    def deblur(
+        self,
+        image: np.ndarray,
+        blur_map: np.ndarray | None = None,
+        *,
+        channel_order: str = "bgr",
+        on_progress: OnProgress | None = None,
+        return_map: Literal[True],
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
     @overload
-    def deblur(self, image: np.ndarray, blur_map: np.ndarray | None = None, *, channel_order: str = "bgr",
-               on_progress: OnProgress | None = None,
-               return_map: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
+    def deblur(
+        self,
+        image: np.ndarray,
+        blur_map: np.ndarray | None = None,
+        *,
+        channel_order: str = "bgr",
+        on_progress: OnProgress | None = None,
+        return_map: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
 
     def deblur(
         self,
@@ -280,14 +300,18 @@ class Deblurrer:
         largest = float(blur_map.max())
         if largest > self.max_radius_px:
             if self.max_radius_px == MAX_RADIUS_PX:
-                reason = (f"SVBR-Net is trained for radii up to {MAX_RADIUS_PX:g} px, larger radii are clipped to "
-                          f"{MAX_RADIUS_PX:g} px (max_radius_px={MAX_RADIUS_PX:g}: no coarser pyramid levels)")
+                reason = (
+                    f"SVBR-Net is trained for radii up to {MAX_RADIUS_PX:g} px, larger radii are clipped to "
+                    f"{MAX_RADIUS_PX:g} px (max_radius_px={MAX_RADIUS_PX:g}: no coarser pyramid levels)"
+                )
             else:
                 coarsest = pyramid.level_count(self.max_radius_px) - 1
-                reason = (f"radii above max_radius_px={self.max_radius_px:g} px are clipped to "
-                          f"{self.max_radius_px:g} px (its coarsest pyramid level, 1/{2 ** coarsest}, brings "
-                          f"{self.max_radius_px:g} px into the {MAX_RADIUS_PX:g} px SVBR-Net is trained for; "
-                          f"raise max_radius_px, up to {pyramid.LIMIT_MAX_RADIUS_PX:g} px, to deblur more)")
+                reason = (
+                    f"radii above max_radius_px={self.max_radius_px:g} px are clipped to "
+                    f"{self.max_radius_px:g} px (its coarsest pyramid level, 1/{2**coarsest}, brings "
+                    f"{self.max_radius_px:g} px into the {MAX_RADIUS_PX:g} px SVBR-Net is trained for; "
+                    f"raise max_radius_px, up to {pyramid.LIMIT_MAX_RADIUS_PX:g} px, to deblur more)"
+                )
             warnings.warn(f"blur_map has radii up to {largest:.3g} px; {reason}", UserWarning, stacklevel=2)
 
         uint8_io = getattr(self.backend, "io", "float32") == "uint8"
@@ -298,15 +322,19 @@ class Deblurrer:
             else:
                 sharp = self._deblur_float(image, blur_map, channel_order, on_progress)
             return (sharp, blur_map) if return_map else sharp
-        source = image if (image.dtype == np.uint8 or not uint8_io) else \
-            np.rint(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)  # a uint8-I/O graph takes uint8 only
+        source = (
+            image
+            if (image.dtype == np.uint8 or not uint8_io)
+            else np.rint(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+        )  # a uint8-I/O graph takes uint8 only
         sharp = self._deblur_levels(source, blur_map, channel_order, on_progress, levels)
         if source is not image:
             sharp = sharp.astype(np.float32) / np.float32(255)
         return (sharp, blur_map) if return_map else sharp
 
-    def _deblur_float(self, image: np.ndarray, blur_map: np.ndarray, channel_order: str,
-                      on_progress: OnProgress | None) -> np.ndarray:
+    def _deblur_float(
+        self, image: np.ndarray, blur_map: np.ndarray, channel_order: str, on_progress: OnProgress | None
+    ) -> np.ndarray:
         """Today's path for a float32-I/O model: one tiled full-resolution pass, rounded per window."""
 
         def run_batch(images: np.ndarray, radii: np.ndarray) -> np.ndarray:
@@ -340,8 +368,14 @@ class Deblurrer:
         sharp = self.backend.run(image_to_network(images, channel_order), map_to_network(radii))
         return network_to_float(sharp, images.dtype, channel_order)
 
-    def _deblur_levels(self, image: np.ndarray, blur_map: np.ndarray, channel_order: str,
-                       on_progress: OnProgress | None, levels: tuple[int, ...]) -> np.ndarray:
+    def _deblur_levels(
+        self,
+        image: np.ndarray,
+        blur_map: np.ndarray,
+        channel_order: str,
+        on_progress: OnProgress | None,
+        levels: tuple[int, ...],
+    ) -> np.ndarray:
         """The general path: pyramid levels (``levels``, see ``runtime.pyramid``) and/or ``strength``.
 
         Every coarser level runs the exact tiled path on its downscaled image and keeps only its
@@ -364,9 +398,15 @@ class Deblurrer:
             def run_correction(images: np.ndarray, radii: np.ndarray) -> np.ndarray:
                 return self._network_float(images, radii, channel_order) - images.astype(np.float32)
 
-            corrections[level] = run_tiled([small, pyramid.level_map(blur_map, level)], run_correction,
-                                           tile=self.tile, halo=self.halo, batch_size=self.batch_size,
-                                           multiple=SIZE_MULTIPLE, on_progress=progress(done))
+            corrections[level] = run_tiled(
+                [small, pyramid.level_map(blur_map, level)],
+                run_correction,
+                tile=self.tile,
+                halo=self.halo,
+                batch_size=self.batch_size,
+                multiple=SIZE_MULTIPLE,
+                on_progress=progress(done),
+            )
             done += count
         # Pixel coordinates travel with the windows (broadcast views: no full-size arrays).
         rows = np.broadcast_to(np.arange(height, dtype=np.int32)[:, None], (height, width))
@@ -374,8 +414,9 @@ class Deblurrer:
 
         halo = round_up(self.halo, SIZE_MULTIPLE)  # the plan's halo: only the window centres are kept
 
-        def run_full(images: np.ndarray, radii: np.ndarray, window_rows: np.ndarray,
-                     window_columns: np.ndarray) -> np.ndarray:
+        def run_full(
+            images: np.ndarray, radii: np.ndarray, window_rows: np.ndarray, window_columns: np.ndarray
+        ) -> np.ndarray:
             rows_kept = slice(halo, images.shape[1] - halo)
             columns_kept = slice(halo, images.shape[2] - halo)
             weights = pyramid.level_weights(radii[:, rows_kept, columns_kept], self.max_radius_px)
@@ -385,19 +426,30 @@ class Deblurrer:
                 value[needed] = self._network_float(images[needed], radii[needed], channel_order)
             if corrections:
                 for n in range(len(images)):
-                    upsampled = {level: pyramid.sample_bilinear(correction, window_rows[n, rows_kept, 0],
-                                                                window_columns[n, 0, columns_kept], height, width)
-                                 for level, correction in corrections.items()}
+                    upsampled = {
+                        level: pyramid.sample_bilinear(
+                            correction, window_rows[n, rows_kept, 0], window_columns[n, 0, columns_kept], height, width
+                        )
+                        for level, correction in corrections.items()
+                    }
                     value[n, rows_kept, columns_kept] = pyramid.blend(
-                        value[n, rows_kept, columns_kept], images[n, rows_kept, columns_kept], weights[:, n],
-                        upsampled)
+                        value[n, rows_kept, columns_kept], images[n, rows_kept, columns_kept], weights[:, n], upsampled
+                    )
             return finish_image(apply_strength(value, images, self.strength), image.dtype)
 
-        return run_tiled([image, blur_map, rows, columns], run_full, tile=self.tile, halo=self.halo,
-                         batch_size=self.batch_size, multiple=SIZE_MULTIPLE, on_progress=progress(done))
+        return run_tiled(
+            [image, blur_map, rows, columns],
+            run_full,
+            tile=self.tile,
+            halo=self.halo,
+            batch_size=self.batch_size,
+            multiple=SIZE_MULTIPLE,
+            on_progress=progress(done),
+        )
 
-    def _deblur_uint8_io(self, image: np.ndarray, blur_map: np.ndarray, channel_order: str,
-                         on_progress: OnProgress | None) -> np.ndarray:
+    def _deblur_uint8_io(
+        self, image: np.ndarray, blur_map: np.ndarray, channel_order: str, on_progress: OnProgress | None
+    ) -> np.ndarray:
         """A uint8-I/O model (``svbr export --io uint8``): raw uint8 windows and radii in px go straight in.
 
         Normalisation, layout, rounding and clipping happen in the graph. A float32
@@ -412,12 +464,20 @@ class Deblurrer:
             sharp = self.backend.run(np.ascontiguousarray(images), np.ascontiguousarray(radii, dtype=np.float32))
             return sharp[..., ::-1] if channel_order != model_order else sharp
 
-        sharp = run_tiled([source, blur_map], run_batch, tile=self.tile, halo=self.halo,
-                          batch_size=self.batch_size, multiple=SIZE_MULTIPLE, on_progress=on_progress)
+        sharp = run_tiled(
+            [source, blur_map],
+            run_batch,
+            tile=self.tile,
+            halo=self.halo,
+            batch_size=self.batch_size,
+            multiple=SIZE_MULTIPLE,
+            on_progress=on_progress,
+        )
         return sharp if image.dtype == np.uint8 else sharp.astype(np.float32) / np.float32(255)
 
-    def stream(self, source: object, sink: object = "null://", *, blur_map: object = None,
-               **options: object) -> StreamStats:
+    def stream(
+        self, source: object, sink: object = "null://", *, blur_map: object = None, **options: object
+    ) -> StreamStats:
         """Deblur a video stream: source → deblur → sink in three threads (see ``runtime.stream``).
 
         Args:
@@ -460,5 +520,7 @@ class Deblurrer:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"Deblurrer(backend={self.backend!r}, tile={self.tile}, halo={self.halo}, batch_size={self.batch_size}, "
-                f"strength={self.strength:g}, max_radius_px={self.max_radius_px:g})")
+        return (
+            f"Deblurrer(backend={self.backend!r}, tile={self.tile}, halo={self.halo}, batch_size={self.batch_size}, "
+            f"strength={self.strength:g}, max_radius_px={self.max_radius_px:g})"
+        )

@@ -78,8 +78,13 @@ def _label(panel: np.ndarray, text: str) -> np.ndarray:
     return panel
 
 
-def side_by_side(blurry: np.ndarray, radius_px: np.ndarray, sharp_estimate: np.ndarray, truth: np.ndarray,
-                 captions: tuple[str, str, str, str]) -> np.ndarray:
+def side_by_side(
+    blurry: np.ndarray,
+    radius_px: np.ndarray,
+    sharp_estimate: np.ndarray,
+    truth: np.ndarray,
+    captions: tuple[str, str, str, str],
+) -> np.ndarray:
     """One uint8 H×4W×3 BGR picture: blurry | blur map (viridis) | deblurred | ground truth."""
     map_view = cv2.applyColorMap(
         np.rint(np.clip(radius_px / MAX_RADIUS_PX, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS
@@ -94,7 +99,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Self-contained demo: draw a sharp scene, blur it with a known spatially varying "
         "disk blur, deblur it, write a side-by-side PNG and print PSNR/SSIM before and after.",
     )
-    add_output(parser, dest="out", type=Path, default=Path("svbr_demo.png"), help="side-by-side PNG (default svbr_demo.png)")
+    add_output(
+        parser, dest="out", type=Path, default=Path("svbr_demo.png"), help="side-by-side PNG (default svbr_demo.png)"
+    )
     parser.add_argument("--model", type=Path, help="ONNX model (default: the bundled model)")
     parser.add_argument("--backend", default="auto", choices=backend_names(), help="inference backend (default auto)")
     parser.add_argument("--tile", type=int, default=512, help="tile edge in px; 0 = full frame (default 512)")
@@ -125,9 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     before = (psnr(truth, blurry), ssim(truth, blurry))
     after = (psnr(truth, restored), ssim(truth, restored))
     picture = side_by_side(
-        blurry, radius, restored, truth,
-        (f"blurry {before[0]:.2f} dB / {before[1]:.3f}", f"blur map 0-{args.max_radius:g} px",
-         f"SVBR-Net {after[0]:.2f} dB / {after[1]:.3f}", "ground truth"),
+        blurry,
+        radius,
+        restored,
+        truth,
+        (
+            f"blurry {before[0]:.2f} dB / {before[1]:.3f}",
+            f"blur map 0-{args.max_radius:g} px",
+            f"SVBR-Net {after[0]:.2f} dB / {after[1]:.3f}",
+            "ground truth",
+        ),
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(args.out), picture):

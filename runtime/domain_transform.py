@@ -15,9 +15,7 @@ import numpy as np
 __all__ = ["domain_transform_derivatives", "normalized_convolution", "recursive_filter"]
 
 
-def domain_transform_derivatives(
-    guide: np.ndarray, sigma_s: float, sigma_r: float
-) -> tuple[np.ndarray, np.ndarray]:
+def domain_transform_derivatives(guide: np.ndarray, sigma_s: float, sigma_r: float) -> tuple[np.ndarray, np.ndarray]:
     """Derivatives of the domain transform, 1 + σs/σr · Σ_c |∂I_c|.
 
     The guide is taken in [0, 1], the convention of Gastal & Oliveira (their

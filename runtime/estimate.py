@@ -69,8 +69,16 @@ from runtime.defocus import quantize_radius_px
 from runtime.domain_transform import recursive_filter
 from runtime.validation import validate_image
 
-__all__ = ["estimate_blur_map", "raw_radius_map", "calibrate_radius_px", "sigma_to_radius_px", "edge_features",
-           "predict_edge_radius_px", "NoEdgesWarning", "SaturatedEstimateWarning"]
+__all__ = [
+    "estimate_blur_map",
+    "raw_radius_map",
+    "calibrate_radius_px",
+    "sigma_to_radius_px",
+    "edge_features",
+    "predict_edge_radius_px",
+    "NoEdgesWarning",
+    "SaturatedEstimateWarning",
+]
 
 # --- parameters, with their source ---------------------------------------------
 
@@ -105,8 +113,29 @@ EDGE_FILTER_GAMMA: float = 10.0
 #: Step 6. D'Andrès, Salvador, Kochale & Süsstrunk 2016 (IEEE TIP 25(4)), ``convertion.mat`` (as
 #: distributed with codeslake/DMENet evaluation/RTF): Gaussian σ (px) for each disk radius 0.5:0.25:6 px.
 DANDRES_SIGMA_PX: tuple[float, ...] = (
-    0.3, 0.5, 0.65, 0.775, 0.875, 0.975, 1.125, 1.275, 1.375, 1.525, 1.65, 1.8,
-    1.925, 2.05, 2.2, 2.325, 2.45, 2.6, 2.725, 2.875, 3.0, 3.15, 3.275,
+    0.3,
+    0.5,
+    0.65,
+    0.775,
+    0.875,
+    0.975,
+    1.125,
+    1.275,
+    1.375,
+    1.525,
+    1.65,
+    1.8,
+    1.925,
+    2.05,
+    2.2,
+    2.325,
+    2.45,
+    2.6,
+    2.725,
+    2.875,
+    3.0,
+    3.15,
+    3.275,
 )
 DANDRES_RADIUS_PX: tuple[float, ...] = tuple(0.5 + 0.25 * i for i in range(23))
 #: Beyond the table: the slope of its linear fit σ ≈ 0.532·r + 0.072 (research note §1.5).
@@ -151,7 +180,19 @@ METHODS: tuple[str, ...] = ("learned", "table")
 #: ``method="table"`` only (the learned regressor is trained to output radii). Measured on
 #: validation photos (6 × 13 map families): dense MAE 0.72 → 0.63 px, bias −0.37 → −0.07 px.
 CALIBRATION_RAW_PX: tuple[float, ...] = (
-    0.43, 0.86, 1.145, 1.741, 2.258, 2.777, 3.209, 3.638, 4.021, 4.391, 4.722, 5.03)
+    0.43,
+    0.86,
+    1.145,
+    1.741,
+    2.258,
+    2.777,
+    3.209,
+    3.638,
+    4.021,
+    4.391,
+    4.722,
+    5.03,
+)
 CALIBRATION_RADIUS_PX: tuple[float, ...] = (0, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 5.5, 6)
 
 #: Step 8b. Re-quantisation: radii ≤ 0.5 px are in focus (the levels start at 0.5).
@@ -178,12 +219,15 @@ PYRAMID_MIN_SIDE_PX: int = 32
 #: between points, slope 2^k beyond. Fitted on TRAINING-split photos (never the validation photos measured)
 #: by ``python -m benchmarks.large_blur --parts fit``: for each uniform blur r, the median reading.
 PYRAMID_CALIBRATION: dict[int, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    1: ((0.288, 1.078, 2.342, 3.327, 4.219, 4.862, 5.225),
-        (0, 2, 4, 6, 8, 10, 12)),
-    2: ((0.426, 0.648, 1.086, 1.593, 2.252, 2.812, 3.258, 3.731, 4.184, 4.824, 5.194),
-        (0, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24)),
-    3: ((0.422, 0.486, 0.632, 0.841, 1.096, 1.357, 1.598, 1.899, 2.242, 2.775, 3.194, 3.63, 4.108, 4.801, 5.148),
-        (0, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48)),
+    1: ((0.288, 1.078, 2.342, 3.327, 4.219, 4.862, 5.225), (0, 2, 4, 6, 8, 10, 12)),
+    2: (
+        (0.426, 0.648, 1.086, 1.593, 2.252, 2.812, 3.258, 3.731, 4.184, 4.824, 5.194),
+        (0, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24),
+    ),
+    3: (
+        (0.422, 0.486, 0.632, 0.841, 1.096, 1.357, 1.598, 1.899, 2.242, 2.775, 3.194, 3.63, 4.108, 4.801, 5.148),
+        (0, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48),
+    ),
 }
 #: Radii above 6 px are quantised to multiples of this (below: the 23 trained levels, as always).
 LARGE_RADIUS_STEP_PX: float = 0.25
@@ -201,8 +245,12 @@ class SaturatedEstimateWarning(UserWarning):
 
 
 def estimate_blur_map(
-    image: np.ndarray, *, channel_order: str = "bgr", timings: dict[str, float] | None = None,
-    method: str = "learned", max_radius_px: float = MAX_RADIUS_PX,
+    image: np.ndarray,
+    *,
+    channel_order: str = "bgr",
+    timings: dict[str, float] | None = None,
+    method: str = "learned",
+    max_radius_px: float = MAX_RADIUS_PX,
 ) -> np.ndarray:
     """Estimate the defocus disk radius of every pixel of a photo.
 
@@ -268,8 +316,11 @@ def estimate_blur_map(
     # trained on radii up to 6 px only, so it squeezes larger blur into the range instead of showing it.
     saturated = float(np.mean(table_dense > MAX_RADIUS_PX - 0.125))
     if saturated > SATURATION_WARNING_FRACTION:
-        hint = ("downscale the photo (e.g. by 2) before estimating and deblurring" if max_radius_px == MAX_RADIUS_PX
-                else "its pyramid levels found too few edges to measure it")
+        hint = (
+            "downscale the photo (e.g. by 2) before estimating and deblurring"
+            if max_radius_px == MAX_RADIUS_PX
+            else "its pyramid levels found too few edges to measure it"
+        )
         warnings.warn(
             f"{100 * saturated:.0f} % of the photo is estimated at the {MAX_RADIUS_PX:g}-px limit: it is blurrier "
             f"than SVBR-Net's trained range (up to {MAX_RADIUS_PX:g} px); {hint}",
@@ -290,8 +341,9 @@ def quantize_large_radius_px(radius_px: np.ndarray) -> np.ndarray:
     return np.where(radius_px > MAX_RADIUS_PX, np.maximum(large, np.float32(MAX_RADIUS_PX)), small).astype(np.float32)
 
 
-def raw_radius_map(image: np.ndarray, *, channel_order: str = "bgr", clock: _Clock | None = None,
-                   method: str = "table") -> np.ndarray | None:
+def raw_radius_map(
+    image: np.ndarray, *, channel_order: str = "bgr", clock: _Clock | None = None, method: str = "table"
+) -> np.ndarray | None:
     """Steps 1-7 without the final calibration and quantisation (``estimate_blur_map``'s core).
 
     ``method``: ``"table"`` (σ by the two-scale ratio, D'Andrès's table) or ``"learned"`` (the regressor).
@@ -307,8 +359,9 @@ def raw_radius_map(image: np.ndarray, *, channel_order: str = "bgr", clock: _Clo
     return None if maps is None else maps[0]
 
 
-def _raw_maps(image: np.ndarray, channel_order: str, clock: _Clock, method: str, max_radius_px: float
-              ) -> tuple[np.ndarray, np.ndarray, bool] | None:
+def _raw_maps(
+    image: np.ndarray, channel_order: str, clock: _Clock, method: str, max_radius_px: float
+) -> tuple[np.ndarray, np.ndarray, bool] | None:
     """(dense map of ``method``, dense map of the table method (uncalibrated), from the pyramid?), or None without edges.
 
     With ``max_radius_px`` > 6 the coarser levels are measured too (:func:`pyramid_dense`); where any pixel
@@ -320,7 +373,9 @@ def _raw_maps(image: np.ndarray, channel_order: str, clock: _Clock, method: str,
         raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
     height, width = image.shape[:2]
     if min(height, width) < MIN_SIDE_PX:
-        raise ValueError(f"image must be at least {MIN_SIDE_PX}×{MIN_SIDE_PX} px to estimate blur, got {width}×{height}")
+        raise ValueError(
+            f"image must be at least {MIN_SIDE_PX}×{MIN_SIDE_PX} px to estimate blur, got {width}×{height}"
+        )
     rgb = image
     scale = min(1.0, math.sqrt(MAX_ESTIMATE_PIXELS / (height * width)))
     if scale < 1.0:  # resized in the input's dtype: a 24 MP photo is never copied to float at full size
@@ -356,8 +411,10 @@ def pyramid_levels(height: int, width: int, max_radius_px: float) -> list[int]:
     """The coarser levels (1, 2, ...) measured for radii up to ``max_radius_px`` (px of this image)."""
     levels = []
     level = 1
-    while (PYRAMID_HANDOVER_PX[0] * 2 ** (level - 1) < max_radius_px
-           and min(height, width) * 2.0**-level >= PYRAMID_MIN_SIDE_PX):
+    while (
+        PYRAMID_HANDOVER_PX[0] * 2 ** (level - 1) < max_radius_px
+        and min(height, width) * 2.0**-level >= PYRAMID_MIN_SIDE_PX
+    ):
         levels.append(level)
         level += 1
     return levels
@@ -446,8 +503,9 @@ def pyramid_dense(rgb: np.ndarray, dense0: np.ndarray | None, max_radius_px: flo
     return np.minimum(result, np.float32(max_radius_px)) if handed_over else None
 
 
-def edge_measurements(rgb: np.ndarray, method: str, clock: _Clock | None = None
-                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
+def edge_measurements(
+    rgb: np.ndarray, method: str, clock: _Clock | None = None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
     """Steps 1-6 on float32 RGB in [0, 1]: the reliable edge pixels and their radii, before propagation.
 
     Returns:
@@ -501,8 +559,9 @@ def sigma_to_radius_px(sigma_px: np.ndarray) -> np.ndarray:
     table_radius = np.array(DANDRES_RADIUS_PX)
     radius = np.interp(sigma, table_sigma, table_radius)
     radius = np.where(sigma < table_sigma[0], sigma * (table_radius[0] / table_sigma[0]), radius)
-    radius = np.where(sigma > table_sigma[-1],
-                      table_radius[-1] + (sigma - table_sigma[-1]) / DANDRES_SIGMA_PER_RADIUS, radius)
+    radius = np.where(
+        sigma > table_sigma[-1], table_radius[-1] + (sigma - table_sigma[-1]) / DANDRES_SIGMA_PER_RADIUS, radius
+    )
     return np.maximum(radius, 0.0).astype(np.float32)
 
 
@@ -557,8 +616,12 @@ def multiscale_edges(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         high = max(float(np.percentile(magnitude, CANNY_HIGH_PERCENTILE)) * 255.0, CANNY_MIN_HIGH_GRADIENT)
         dx = np.clip(np.rint(gx * level_scale), -32767, 32767).astype(np.int16)
         dy = np.clip(np.rint(gy * level_scale), -32767, 32767).astype(np.int16)
-        edges = cv2.Canny(dx, dy, CANNY_LOW_FRACTION * high * _CANNY_FIXED_POINT,
-                          high * _CANNY_FIXED_POINT, L2gradient=True) > 0
+        edges = (
+            cv2.Canny(
+                dx, dy, CANNY_LOW_FRACTION * high * _CANNY_FIXED_POINT, high * _CANNY_FIXED_POINT, L2gradient=True
+            )
+            > 0
+        )
         edge_count += edges
         alive &= edges
         run_length += alive
@@ -597,8 +660,9 @@ def measure_sigma(gray: np.ndarray, run_length: np.ndarray) -> tuple[np.ndarray,
     return mask, sigma
 
 
-def edge_features(gray: np.ndarray, run_length: np.ndarray, edge_count: np.ndarray, mask: np.ndarray,
-                  sigma: np.ndarray) -> np.ndarray:
+def edge_features(
+    gray: np.ndarray, run_length: np.ndarray, edge_count: np.ndarray, mask: np.ndarray, sigma: np.ndarray
+) -> np.ndarray:
     """Per-edge features of the learned regressor, float32 (N, 11) in the mask's raster order (see ``REGRESSOR_*``)."""
     kernel = np.ones((3, 3), np.uint8)
 
@@ -609,8 +673,12 @@ def edge_features(gray: np.ndarray, run_length: np.ndarray, edge_count: np.ndarr
     reference = local_max_magnitude(STD1_PX) + np.float32(1e-7)
     log_reference = np.log(reference)
     columns = [np.log(local_max_magnitude(scale) + np.float32(1e-7)) - log_reference for scale in REGRESSOR_SCALES_PX]
-    columns += [edge_count[mask].astype(np.float32) / 9, run_length[mask].astype(np.float32) / 9, log_reference,
-                sigma_to_radius_px(sigma[mask]) / np.float32(MAX_RADIUS_PX)]
+    columns += [
+        edge_count[mask].astype(np.float32) / 9,
+        run_length[mask].astype(np.float32) / 9,
+        log_reference,
+        sigma_to_radius_px(sigma[mask]) / np.float32(MAX_RADIUS_PX),
+    ]
     return np.stack(columns, axis=1).astype(np.float32)
 
 
@@ -677,8 +745,7 @@ def filter_connected_edges(mask: np.ndarray, sigma: np.ndarray, edge_count: np.n
     return filtered
 
 
-def propagate(rgb: np.ndarray, mask: np.ndarray, radius: np.ndarray, weight: np.ndarray | None = None
-              ) -> np.ndarray:
+def propagate(rgb: np.ndarray, mask: np.ndarray, radius: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
     """Domain-transform propagation of the edge radii to every pixel (step 7).
 
     Normalised convolution RF(r·w) / RF(w), w the edge mask, guided by the
@@ -701,8 +768,13 @@ def propagate(rgb: np.ndarray, mask: np.ndarray, radius: np.ndarray, weight: np.
     if factor > 1:
         size = (max(1, round(width / factor)), max(1, round(height / factor)))
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        stacked = np.stack([cv2.resize(np.ascontiguousarray(stacked[..., k]), size, interpolation=cv2.INTER_AREA)
-                            for k in range(stacked.shape[-1])], axis=-1)
+        stacked = np.stack(
+            [
+                cv2.resize(np.ascontiguousarray(stacked[..., k]), size, interpolation=cv2.INTER_AREA)
+                for k in range(stacked.shape[-1])
+            ],
+            axis=-1,
+        )
     guide = recursive_filter(rgb, rgb, GUIDE_SIGMA_S_PX, GUIDE_SIGMA_R, DT_ITERATIONS)
     sigma_s = min(stacked.shape[:2]) / PROPAGATION_SIGMA_S_DIVISOR
     filtered = recursive_filter(stacked, guide, sigma_s, PROPAGATION_SIGMA_R, DT_ITERATIONS)
@@ -711,8 +783,13 @@ def propagate(rgb: np.ndarray, mask: np.ndarray, radius: np.ndarray, weight: np.
     fallback = np.median(channels[mask], axis=0)  # weight underflow across extreme edges: the median measurement
     dense = np.where(reached, numerator / np.where(reached, denominator, 1.0), fallback).astype(np.float32)
     if factor > 1:
-        dense = np.stack([cv2.resize(np.ascontiguousarray(dense[..., k]), (width, height),
-                                     interpolation=cv2.INTER_LINEAR) for k in range(dense.shape[-1])], axis=-1)
+        dense = np.stack(
+            [
+                cv2.resize(np.ascontiguousarray(dense[..., k]), (width, height), interpolation=cv2.INTER_LINEAR)
+                for k in range(dense.shape[-1])
+            ],
+            axis=-1,
+        )
     return dense if radius.ndim == 3 else dense[..., 0]
 
 

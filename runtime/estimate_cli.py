@@ -36,7 +36,8 @@ def render_preview(radius_px: np.ndarray, max_radius_px: float = MAX_RADIUS_PX) 
     """A blur map as a BGR uint8 picture: viridis colours (0 px dark blue → 6 px yellow) and a labelled scale bar below."""
     height, width = radius_px.shape
     to_colour = lambda r: cv2.applyColorMap(  # noqa: E731
-        np.clip(np.rint(r / max_radius_px * 255), 0, 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)
+        np.clip(np.rint(r / max_radius_px * 255), 0, 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS
+    )
     picture = to_colour(radius_px)
     bar_width = max(width, 160)
     font_scale = 0.4
@@ -50,8 +51,9 @@ def render_preview(radius_px: np.ndarray, max_radius_px: float = MAX_RADIUS_PX) 
         text = f"{value} px" if value == int(max_radius_px) else str(value)
         (text_width, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
         left = min(max(0, x - text_width // 2), bar_width - text_width)
-        cv2.putText(labels, text, (left, label_height - 3), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), 1,
-                    cv2.LINE_AA)
+        cv2.putText(
+            labels, text, (left, label_height - 3), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), 1, cv2.LINE_AA
+        )
     canvas = np.full((height + 4 + _BAR_HEIGHT_PX + label_height, bar_width, 3), 255, np.uint8)
     canvas[:height, :width] = picture
     canvas[height + 4 : height + 4 + _BAR_HEIGHT_PX] = bar
@@ -75,8 +77,14 @@ def plan_jobs(input_path: Path, output: str, preview: str | None) -> list[tuple[
             raise CliError(f"input {input_path} is a folder, so -o must be a folder: {output}")
         if preview is not None and Path(preview).exists() and not Path(preview).is_dir():
             raise CliError(f"input {input_path} is a folder, so --preview must be a folder: {preview}")
-        return [(image, Path(output) / f"{image.stem}.npy",
-                 Path(preview) / f"{image.stem}.png" if preview is not None else None) for image in images]
+        return [
+            (
+                image,
+                Path(output) / f"{image.stem}.npy",
+                Path(preview) / f"{image.stem}.png" if preview is not None else None,
+            )
+            for image in images
+        ]
     map_path = Path(output) / f"{input_path.stem}.npy" if _is_folder(output) else Path(output)
     if map_path.suffix.lower() != ".npy":
         raise CliError(f"-o must name a .npy file (or a folder), got {output}")
@@ -98,10 +106,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("input", type=Path, help="image file, or a folder of images")
     parser.add_argument("-o", "--output", required=True, help="output .npy file, or a folder (maps named <stem>.npy)")
     parser.add_argument("--preview", help="also write a colour picture of the map with a scale bar (file, or folder)")
-    parser.add_argument("--max-radius", type=float, default=DEFAULT_MAX_RADIUS_PX, metavar="PX",
-                        help=f"largest radius estimated, 6-192 px (default {DEFAULT_MAX_RADIUS_PX:g}, as svbr deblur): "
-                        "radii above 6 px are measured on pyramid levels 1/2, 1/4, ...; 6 = the single-level "
-                        "estimator (saturates at 6 px)")
+    parser.add_argument(
+        "--max-radius",
+        type=float,
+        default=DEFAULT_MAX_RADIUS_PX,
+        metavar="PX",
+        help=f"largest radius estimated, 6-192 px (default {DEFAULT_MAX_RADIUS_PX:g}, as svbr deblur): "
+        "radii above 6 px are measured on pyramid levels 1/2, 1/4, ...; 6 = the single-level "
+        "estimator (saturates at 6 px)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     return parser
 
@@ -130,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
                 write_image(preview_path, render_preview(radius, max(MAX_RADIUS_PX, math.ceil(float(radius.max())))))
             if not args.quiet:
                 in_focus = float(np.mean(radius == 0))
-                tqdm.write(f"{image_path.name}: radius median {np.median(radius):.2f} px, max {radius.max():.2f} px, "
-                           f"{100 * in_focus:.0f} % in focus -> {map_path}")
+                tqdm.write(
+                    f"{image_path.name}: radius median {np.median(radius):.2f} px, max {radius.max():.2f} px, "
+                    f"{100 * in_focus:.0f} % in focus -> {map_path}"
+                )
     except (CliError, MediaError) as error:
         print(f"svbr estimate: error: {error}", file=sys.stderr)
         return 2

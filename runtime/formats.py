@@ -70,10 +70,15 @@ def deblur_camera_frame(
         colour = np.repeat(plane[..., None], 3, axis=2)
     else:
         colour = _to_float(np.ascontiguousarray(image[..., :3]))
-    sharp = deblur_colour(np.ascontiguousarray(colour, dtype=np.float32), blur_map, channel_order=channel_order, **kwargs)
+    sharp = deblur_colour(
+        np.ascontiguousarray(colour, dtype=np.float32), blur_map, channel_order=channel_order, **kwargs
+    )
     if mono:
-        b, g, r = (sharp[..., 0], sharp[..., 1], sharp[..., 2]) if channel_order == "bgr" else \
-            (sharp[..., 2], sharp[..., 1], sharp[..., 0])
+        b, g, r = (
+            (sharp[..., 0], sharp[..., 1], sharp[..., 2])
+            if channel_order == "bgr"
+            else (sharp[..., 2], sharp[..., 1], sharp[..., 0])
+        )
         grey = np.float32(0.299) * r + np.float32(0.587) * g + np.float32(0.114) * b
         out = _from_float(grey, image.dtype)
         return out.reshape(image.shape)

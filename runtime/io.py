@@ -27,7 +27,8 @@ import numpy as np
 
 #: Image files that folder inputs pick up (what OpenCV reads), lower case.
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"})
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
+)
 #: Blur-map files, in pairing preference order: radii in px (``.npy``) or scaled 8/16-bit single-channel images.
 MAP_SUFFIXES: tuple[str, ...] = (".npy", ".png", ".tif", ".tiff")
 #: Map files that store ``radius / map_scale`` (need ``map_scale`` to read).
@@ -81,8 +82,9 @@ def write_image(path: Path, image: np.ndarray) -> None:
         raise MediaError(f"failed to write {path}")
 
 
-def read_blur_map(path: Path, map_scale: float | None = None, *, ndim: int | None = 2,
-                  mmap: bool = False) -> np.ndarray:
+def read_blur_map(
+    path: Path, map_scale: float | None = None, *, ndim: int | None = 2, mmap: bool = False
+) -> np.ndarray:
     """A blur-map file as radii in px.
 
     Args:
@@ -112,14 +114,17 @@ def read_blur_map(path: Path, map_scale: float | None = None, *, ndim: int | Non
         return radius if mmap else radius.astype(np.float32)
     if suffix in IMAGE_MAP_SUFFIXES:
         if map_scale is None:
-            raise MediaError(f"blur map {path} is an image map: give --map-scale "
-                             "(map_scale: px of radius per map unit)")
+            raise MediaError(
+                f"blur map {path} is an image map: give --map-scale (map_scale: px of radius per map unit)"
+            )
         values = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if values is None:
             raise MediaError(f"cannot read {path} as a {suffix[1:].upper()} map")
         if values.ndim != 2 or values.dtype not in (np.uint8, np.uint16, np.float32):
-            raise MediaError(f"blur map {path} must be an 8- or 16-bit single-channel image, "
-                             f"got {values.dtype} with shape {values.shape}")
+            raise MediaError(
+                f"blur map {path} must be an 8- or 16-bit single-channel image, "
+                f"got {values.dtype} with shape {values.shape}"
+            )
         return values.astype(np.float32) * np.float32(map_scale)
     raise MediaError(f"blur map {path} must be a .npy or .png file (or an 8/16-bit .tif/.tiff)")
 
@@ -157,11 +162,13 @@ def find_map(image_path: Path, map_folder: Path) -> Path:
     found = [c for c in candidates if c.is_file() and c.resolve() != image_path.resolve()]
     if not found:
         names = [c.name for c in candidates]
-        raise MediaError(f"no blur map for {image_path.name}: expected {', '.join(names[:-1])} or {names[-1]} "
-                         f"in {map_folder}")
+        raise MediaError(
+            f"no blur map for {image_path.name}: expected {', '.join(names[:-1])} or {names[-1]} in {map_folder}"
+        )
     if len(found) > 1:
-        raise MediaError(f"ambiguous blur map for {image_path.name}: both {found[0].name} and {found[1].name} "
-                         f"in {map_folder}")
+        raise MediaError(
+            f"ambiguous blur map for {image_path.name}: both {found[0].name} and {found[1].name} in {map_folder}"
+        )
     return found[0]
 
 

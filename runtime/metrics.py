@@ -55,8 +55,7 @@ def ssim(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0) -> fl
 
     def local_mean(image: np.ndarray) -> np.ndarray:
         # Border handling does not matter: the border is cropped below.
-        return cv2.GaussianBlur(image, (2 * _RADIUS + 1, 2 * _RADIUS + 1), _SIGMA,
-                                borderType=cv2.BORDER_REFLECT)
+        return cv2.GaussianBlur(image, (2 * _RADIUS + 1, 2 * _RADIUS + 1), _SIGMA, borderType=cv2.BORDER_REFLECT)
 
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     scores = []
@@ -66,8 +65,6 @@ def ssim(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0) -> fl
         var_a = local_mean(a * a) - mu_a**2
         var_b = local_mean(b * b) - mu_b**2
         cov = local_mean(a * b) - mu_a * mu_b
-        ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
-            (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
-        )
+        ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
         scores.append(ssim_map[_RADIUS:-_RADIUS, _RADIUS:-_RADIUS].mean())
     return float(np.mean(scores))

@@ -55,14 +55,19 @@ STRIP_ROWS: int = 256
 
 def validate_max_radius(max_radius_px: object) -> float:
     """``max_radius_px`` as a float; ``ValueError`` naming it unless a finite number in [6, 192]."""
-    if isinstance(max_radius_px, (bool, np.bool_)) or not isinstance(max_radius_px, (int, float, np.integer,
-                                                                                       np.floating)):
-        raise ValueError(f"max_radius_px must be a number of px in [{MAX_RADIUS_PX:g}, {LIMIT_MAX_RADIUS_PX:g}], "
-                         f"got {max_radius_px!r}")
+    if isinstance(max_radius_px, (bool, np.bool_)) or not isinstance(
+        max_radius_px, (int, float, np.integer, np.floating)
+    ):
+        raise ValueError(
+            f"max_radius_px must be a number of px in [{MAX_RADIUS_PX:g}, {LIMIT_MAX_RADIUS_PX:g}], "
+            f"got {max_radius_px!r}"
+        )
     value = float(max_radius_px)
     if not (math.isfinite(value) and MAX_RADIUS_PX <= value <= LIMIT_MAX_RADIUS_PX):
-        raise ValueError(f"max_radius_px must be a finite number of px in [{MAX_RADIUS_PX:g}, "
-                         f"{LIMIT_MAX_RADIUS_PX:g}], got {max_radius_px!r}")
+        raise ValueError(
+            f"max_radius_px must be a finite number of px in [{MAX_RADIUS_PX:g}, "
+            f"{LIMIT_MAX_RADIUS_PX:g}], got {max_radius_px!r}"
+        )
     return value
 
 
@@ -73,7 +78,7 @@ def level_count(max_radius_px: float) -> int:
 
 def level_scale(level: int) -> float:
     """Scale of level ``level`` relative to the full image: 1, 0.5, 0.25, ..."""
-    return 2.0 ** -level
+    return 2.0**-level
 
 
 def level_size(height: int, width: int, level: int) -> tuple[int, int]:
@@ -88,8 +93,7 @@ def level_coordinate(radius_px: np.ndarray, max_radius_px: float) -> np.ndarray:
     return np.log2(clipped / np.float32(MAX_RADIUS_PX)).astype(np.float32)
 
 
-def level_weights(radius_px: np.ndarray, max_radius_px: float,
-                  transition: float = TRANSITION_OCTAVES) -> np.ndarray:
+def level_weights(radius_px: np.ndarray, max_radius_px: float, transition: float = TRANSITION_OCTAVES) -> np.ndarray:
     """Per-pixel weights of every level: float32 ``(level_count, *radius_px.shape)``, summing to 1 per pixel.
 
     Args:
@@ -113,8 +117,7 @@ def level_weights(radius_px: np.ndarray, max_radius_px: float,
     return weights
 
 
-def level_plan(radius_px: np.ndarray, max_radius_px: float, transition: float = TRANSITION_OCTAVES
-               ) -> tuple[int, ...]:
+def level_plan(radius_px: np.ndarray, max_radius_px: float, transition: float = TRANSITION_OCTAVES) -> tuple[int, ...]:
     """The levels any pixel of the map has a positive weight on, ascending (``(0,)``: today's single pass).
 
     The map is scanned in strips of ``STRIP_ROWS`` rows, so a 24 MP map needs no full-size temporary.
@@ -175,8 +178,7 @@ def sample_bilinear(small: np.ndarray, rows: np.ndarray, columns: np.ndarray, he
     return (left_values + column_weight * (right_values - left_values)).astype(np.float32)
 
 
-def blend(level0: np.ndarray, image: np.ndarray, weights: np.ndarray, corrections: dict[int, np.ndarray]
-          ) -> np.ndarray:
+def blend(level0: np.ndarray, image: np.ndarray, weights: np.ndarray, corrections: dict[int, np.ndarray]) -> np.ndarray:
     """Combine the levels at some pixels: ``w[0] · level0 + Σ_k w[k] · (image + corrections[k])``.
 
     Args:

@@ -179,8 +179,10 @@ def exact_profile(height: int, width: int, batch: int = 1, io: str = "float32") 
     """A single-shape profile (e.g. full-frame validation samples of one size)."""
     if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE or height < 1 or width < 1 or batch < 1:
         raise ValueError(f"shape must be positive with H, W multiples of {SIZE_MULTIPLE}, got {batch}×{height}×{width}")
-    return {name: (window_shape(io, batch, c, height, width),) * 3
-            for name, c in ((INPUT_IMAGE_NAME, 3), (INPUT_MAP_NAME, 1))}
+    return {
+        name: (window_shape(io, batch, c, height, width),) * 3
+        for name, c in ((INPUT_IMAGE_NAME, 3), (INPUT_MAP_NAME, 1))
+    }
 
 
 def profile_limits(profile: Profile, io: str = "float32") -> tuple[int, tuple[int, int], tuple[int, int]]:
@@ -337,8 +339,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def _build_serialized(trt: Any, onnx_bytes: bytes, profile: Profile, workspace_mib: int,
-                      timing_cache_file: Path) -> bytes:
+def _build_serialized(
+    trt: Any, onnx_bytes: bytes, profile: Profile, workspace_mib: int, timing_cache_file: Path
+) -> bytes:
     """Parse the ONNX model into a strongly typed network and build it (TensorRT 10.x and 11.x)."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -430,8 +433,12 @@ def build_engine(
         try:
             with context:
                 engine_bytes = _build_serialized(
-                    trt, onnx_bytes, profile, workspace_mib,
-                    timing_cache_path(cache_dir, trt.__version__, gpu.name, gpu.compute_capability))
+                    trt,
+                    onnx_bytes,
+                    profile,
+                    workspace_mib,
+                    timing_cache_path(cache_dir, trt.__version__, gpu.name, gpu.compute_capability),
+                )
         finally:
             context.release()
         metadata["built_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -462,7 +469,11 @@ def find_cached_engine(onnx_path: Path, cache_dir: Path | None = None, device_id
         except (OSError, ValueError):
             continue
         if (entry.get("onnx_sha256"), entry.get("tensorrt"), entry.get("gpu"), entry.get("compute_capability")) == (
-                onnx_sha256, trt.__version__, gpu.name, gpu.compute_capability):
+            onnx_sha256,
+            trt.__version__,
+            gpu.name,
+            gpu.compute_capability,
+        ):
             engine = Path(str(sidecar)[: -len(".json")])
             if engine.is_file():
                 matches.append((engine.stat().st_mtime, engine))
@@ -481,21 +492,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_model(parser, dest="onnx", aliases=("--onnx",), required=True, help="the ONNX model (fp32, fp16 or int8)")
     add_output(parser, dest="out", type=Path, help="the engine file to write (required unless --show-profile)")
-    parser.add_argument("--tile", type=int, default=DEFAULT_TILE_PX,
-                        help=f"Deblurrer tile (px) the engine serves (default {DEFAULT_TILE_PX})")
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=DEFAULT_TILE_PX,
+        help=f"Deblurrer tile (px) the engine serves (default {DEFAULT_TILE_PX})",
+    )
     parser.add_argument("--halo", type=int, default=HALO_PX, help=f"Deblurrer halo (px, default {HALO_PX})")
-    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH,
-                        help=f"most tiles per call (default {DEFAULT_MAX_BATCH})")
+    parser.add_argument(
+        "--max-batch", type=int, default=DEFAULT_MAX_BATCH, help=f"most tiles per call (default {DEFAULT_MAX_BATCH})"
+    )
     parser.add_argument("--opt-batch", type=int, default=None, help="batch to optimise for (default: --max-batch)")
-    parser.add_argument("--workspace-mib", type=int, default=DEFAULT_WORKSPACE_MIB,
-                        help=f"builder workspace limit in MiB (default {DEFAULT_WORKSPACE_MIB})")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="engine + timing cache (default $SVBR_ENGINE_CACHE or ~/.cache/svbr/engines)")
-    add_device(parser, default="cuda:0", choices=("cuda",),
-               help="CUDA device to build for: cuda, cuda:N or N (default cuda:0)")
+    parser.add_argument(
+        "--workspace-mib",
+        type=int,
+        default=DEFAULT_WORKSPACE_MIB,
+        help=f"builder workspace limit in MiB (default {DEFAULT_WORKSPACE_MIB})",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="engine + timing cache (default $SVBR_ENGINE_CACHE or ~/.cache/svbr/engines)",
+    )
+    add_device(
+        parser, default="cuda:0", choices=("cuda",), help="CUDA device to build for: cuda, cuda:N or N (default cuda:0)"
+    )
     parser.add_argument("--rebuild", action="store_true", help="build even if the engine cache has this engine")
-    parser.add_argument("--show-profile", action="store_true",
-                        help="print the optimisation profile and exit (needs no TensorRT)")
+    parser.add_argument(
+        "--show-profile", action="store_true", help="print the optimisation profile and exit (needs no TensorRT)"
+    )
     return parser
 
 
@@ -519,8 +545,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"svbr build-engine: error: ONNX model not found: {args.onnx}", file=sys.stderr)
         return 2
     try:
-        result = build_engine(args.onnx, args.out, profile=profile, cache_dir=args.cache_dir,
-                              workspace_mib=args.workspace_mib, device_id=cuda_index(args.device), rebuild=args.rebuild)
+        result = build_engine(
+            args.onnx,
+            args.out,
+            profile=profile,
+            cache_dir=args.cache_dir,
+            workspace_mib=args.workspace_mib,
+            device_id=cuda_index(args.device),
+            rebuild=args.rebuild,
+        )
     except TensorRTUnavailable as error:
         print(f"svbr build-engine: {error}", file=sys.stderr)
         return 2
@@ -529,9 +562,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     how = "from the engine cache" if result.cache_hit else "built"
     precision = result.metadata.get("svbr", {}).get("svbr.precision", "?")
-    print(f"wrote {result.engine_path} ({how} in {result.seconds:.1f} s; {precision}; "
-          f"TensorRT {result.metadata['tensorrt']} on {result.metadata['gpu']} "
-          f"sm{result.metadata['compute_capability']}; key {result.key})")
+    print(
+        f"wrote {result.engine_path} ({how} in {result.seconds:.1f} s; {precision}; "
+        f"TensorRT {result.metadata['tensorrt']} on {result.metadata['gpu']} "
+        f"sm{result.metadata['compute_capability']}; key {result.key})"
+    )
     return 0
 
 

@@ -21,7 +21,12 @@ import pytest
 # tests marked `slow` in their own files). `gpu`: tests that run only with TensorRT and a GPU. `dataset`: tests
 # that need the photo sets under ../shared/datasets. CI runs everything (`python -m pytest -q`).
 SLOW_MODULES = {
-    "test_distributed", "test_native", "test_ray_archive", "test_stream_cli", "test_train", "test_validate",
+    "test_distributed",
+    "test_native",
+    "test_ray_archive",
+    "test_stream_cli",
+    "test_train",
+    "test_validate",
 }
 SLOW_TESTS = {  # single tests, as "module::name" (measured: 17 s of its module's 25 s)
     "test_calibration::test_cli_makes_both_precisions",
@@ -81,11 +86,16 @@ def make_tiny_onnx_model(seed: int = 7) -> onnx.ModelProto:  # noqa: F821
         return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
 
     initializers = [
-        weight("wa", (8, 4, 3, 3), 0.3), weight("ba", (8,), 0.1),
-        weight("wb", (8, 8, 3, 3), 0.15), weight("bb", (8,), 0.1),
-        weight("wc", (8, 8, 1, 1), 0.3), weight("bc", (8,), 0.1),
-        weight("wu", (8, 8, 2, 2), 0.2), weight("bu", (8,), 0.1),
-        weight("wo", (3, 8, 3, 3), 0.05), weight("bo", (3,), 0.0),
+        weight("wa", (8, 4, 3, 3), 0.3),
+        weight("ba", (8,), 0.1),
+        weight("wb", (8, 8, 3, 3), 0.15),
+        weight("bb", (8,), 0.1),
+        weight("wc", (8, 8, 1, 1), 0.3),
+        weight("bc", (8,), 0.1),
+        weight("wu", (8, 8, 2, 2), 0.2),
+        weight("bu", (8,), 0.1),
+        weight("wo", (3, 8, 3, 3), 0.05),
+        weight("bo", (3,), 0.0),
         numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
         numpy_helper.from_array(np.array(1.0, np.float32), "hi"),
     ]
@@ -105,9 +115,12 @@ def make_tiny_onnx_model(seed: int = 7) -> onnx.ModelProto:  # noqa: F821
         helper.make_node("Clip", ["y", "lo", "hi"], ["sharp"], name="head_clip"),
     ]
     graph = helper.make_graph(
-        nodes, "tiny",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"]),
-         helper.make_tensor_value_info("blur_map", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        nodes,
+        "tiny",
+        [
+            helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"]),
+            helper.make_tensor_value_info("blur_map", TensorProto.FLOAT, ["N", 1, "H", "W"]),
+        ],
         [helper.make_tensor_value_info("sharp", TensorProto.FLOAT, ["N", 3, "H", "W"])],
         initializers,
     )

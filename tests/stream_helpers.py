@@ -41,8 +41,9 @@ def identity_deblurrer(delay_s: float = 0.0, fail_at_call: int | None = None) ->
     return Deblurrer(backend=IdentityBackend(delay_s, fail_at_call), tile=None, halo=0)
 
 
-def write_video(path: Path, n: int, size: tuple[int, int] = (64, 48), fps: float = 25.0, fourcc: str = "FFV1",
-                start: int = 0) -> list[np.ndarray]:
+def write_video(
+    path: Path, n: int, size: tuple[int, int] = (64, 48), fps: float = 25.0, fourcc: str = "FFV1", start: int = 0
+) -> list[np.ndarray]:
     """Frames ``start..start+n-1`` of ``testsrc`` (each encodes its index) written losslessly; returns them."""
     source = TestSource(size, fps, frames=-1)
     frames = [source.make_frame(i) for i in range(start, start + n)]

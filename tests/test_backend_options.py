@@ -61,8 +61,12 @@ def model_for(name: str, tiny_onnx_model: Path, tmp_path: Path) -> Path:
     if name == "tensorrt":
         from runtime.tensorrt_build import build_engine, optimisation_profile
 
-        return build_engine(tiny_onnx_model, tmp_path / "m.engine", profile=optimisation_profile(32, 16, max_batch=2),
-                            cache_dir=tmp_path / "cache").engine_path
+        return build_engine(
+            tiny_onnx_model,
+            tmp_path / "m.engine",
+            profile=optimisation_profile(32, 16, max_batch=2),
+            cache_dir=tmp_path / "cache",
+        ).engine_path
     if name == "torch-cuda":
         torch = pytest.importorskip("torch")
         if not torch.cuda.is_available():
@@ -91,8 +95,11 @@ def test_every_backend_through_auto_with_every_option(name, registry, tiny_onnx_
         with backend:
             assert backend.name == name
             assert set(backend.option_names) <= set(BackendOptions.names())
-            sharp = backend.run(np.zeros((1, 3, 32, 32), np.float32), np.zeros((1, 1, 32, 32), np.float32)) \
-                if backend.io == "float32" else None
+            sharp = (
+                backend.run(np.zeros((1, 3, 32, 32), np.float32), np.zeros((1, 1, 32, 32), np.float32))
+                if backend.io == "float32"
+                else None
+            )
             assert sharp is None or sharp.shape == (1, 3, 32, 32)
 
 
@@ -141,6 +148,7 @@ def test_deblur_return_type_is_precise():
 
     overloads = typing.get_overloads(D.deblur)
     assert len(overloads) == 3
-    returns = [typing.get_type_hints(o, globalns=vars(__import__("runtime.deblurrer").deblurrer))["return"]
-               for o in overloads]
+    returns = [
+        typing.get_type_hints(o, globalns=vars(__import__("runtime.deblurrer").deblurrer))["return"] for o in overloads
+    ]
     assert returns[0] is np.ndarray and typing.get_origin(returns[1]) is tuple

@@ -13,8 +13,22 @@ from tests.test_cache import make_images
 
 SIZES = ("64x48", "96x64")
 TILES = (None, 64)
-ROW_KEYS = {"backend", "precision", "size", "tile", "p50_ms", "p90_ms", "p99_ms", "fps", "mp_per_s", "peak_rss_mb",
-            "speedup_vs_torch_eager", "gpu_memory_mb", "threads", "runs"}
+ROW_KEYS = {
+    "backend",
+    "precision",
+    "size",
+    "tile",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "fps",
+    "mp_per_s",
+    "peak_rss_mb",
+    "speedup_vs_torch_eager",
+    "gpu_memory_mb",
+    "threads",
+    "runs",
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +45,34 @@ def checkpoint(random_svbrnet, tmp_path_factory):
 def latency_run(random_onnx_model, checkpoint, tmp_path_factory):
     """One tiny latency run: torch eager and ONNX Runtime, fp32, two sizes, full frame and tile 64."""
     out = tmp_path_factory.mktemp("latency")
-    code = latency.main([
-        "--backends", "torch,onnxruntime,tensorrt", "--precisions", "fp32,fp16",
-        "--sizes", ",".join(SIZES), "--tiles", "0,64", "--halo", "8", "--runs", "1", "--warmup", "1",
-        "--threads", "1", "--model-fp32", str(random_onnx_model), "--model-fp16", str(out / "missing_fp16.onnx"),
-        "--checkpoint", str(checkpoint), "--out", str(out),
-    ])
+    code = latency.main(
+        [
+            "--backends",
+            "torch,onnxruntime,tensorrt",
+            "--precisions",
+            "fp32,fp16",
+            "--sizes",
+            ",".join(SIZES),
+            "--tiles",
+            "0,64",
+            "--halo",
+            "8",
+            "--runs",
+            "1",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+            "--model-fp32",
+            str(random_onnx_model),
+            "--model-fp16",
+            str(out / "missing_fp16.onnx"),
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     return out
 
@@ -81,17 +117,42 @@ def test_quality_joins_accuracy_with_latency(latency_run, random_onnx_model, che
     from training.cache import SynthSettings, synthesize
 
     synthesize(tmp_path / "images", tmp_path / "cache", SynthSettings(48, 52, 0, 2), workers=1)
-    code = quality.main([
-        "--cache", str(tmp_path / "cache"), "--limit", "0", "--tuning-samples", "2", "--threads", "1",
-        "--precisions", "fp32,int8", "--model-fp32", str(random_onnx_model),
-        "--model-int8", str(tmp_path / "missing_int8.onnx"), "--checkpoint", str(checkpoint),
-        "--latency", str(latency_run / "latency.json"), "--latency-size", "96x64", "--out", str(tmp_path / "out"), "-q",
-    ])
+    code = quality.main(
+        [
+            "--cache",
+            str(tmp_path / "cache"),
+            "--limit",
+            "0",
+            "--tuning-samples",
+            "2",
+            "--threads",
+            "1",
+            "--precisions",
+            "fp32,int8",
+            "--model-fp32",
+            str(random_onnx_model),
+            "--model-int8",
+            str(tmp_path / "missing_int8.onnx"),
+            "--checkpoint",
+            str(checkpoint),
+            "--latency",
+            str(latency_run / "latency.json"),
+            "--latency-size",
+            "96x64",
+            "--out",
+            str(tmp_path / "out"),
+            "-q",
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "out" / "quality.json").read_text())
     rows = {(r["method"], r["precision"]): r for r in report["rows"]}
-    assert set(rows) == {("blurry input", None), ("classical (layered Wiener)", "fp64"),
-                         ("SVBR-Net, PyTorch eager", "fp32"), ("SVBR-Net, onnxruntime-cpu", "fp32")}
+    assert set(rows) == {
+        ("blurry input", None),
+        ("classical (layered Wiener)", "fp64"),
+        ("SVBR-Net, PyTorch eager", "fp32"),
+        ("SVBR-Net, onnxruntime-cpu", "fp32"),
+    }
     for row in rows.values():
         assert 0 < row["true_ssim"] <= 1 and row["augmented_psnr"] > 0
     onnx, eager = rows[("SVBR-Net, onnxruntime-cpu", "fp32")], rows[("SVBR-Net, PyTorch eager", "fp32")]
@@ -124,8 +185,20 @@ def test_pyramid_benchmarks_run_and_write_their_reports(tmp_path, monkeypatch, r
     make_images(tmp_path / "photos", 10, size=(60, 80))
     monkeypatch.setattr(bench_estimate, "PHOTO_HW", (64, 96))
     monkeypatch.setattr(large_blur, "CALIBRATION_RADII", (0, 8))
-    code = large_blur.main(["--images", str(tmp_path / "photos"), "--photos", "1", "--model", str(random_onnx_model),
-                            "--parts", "calibration,dense,quality", "--out", str(tmp_path / "lb")])
+    code = large_blur.main(
+        [
+            "--images",
+            str(tmp_path / "photos"),
+            "--photos",
+            "1",
+            "--model",
+            str(random_onnx_model),
+            "--parts",
+            "calibration,dense,quality",
+            "--out",
+            str(tmp_path / "lb"),
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "lb" / "large_blur.json").read_text())
     assert set(report["quality"]["rows"]) >= {"blurry", "true map, pyramid (max_radius_px 48)"}

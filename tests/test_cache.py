@@ -91,7 +91,8 @@ def test_one_split_only_makes_an_evaluation_cache(cache, tmp_path):
     summary = synthesize(root / "images", tmp_path / "val-only", settings, workers=1, splits=("val",))
     assert summary["samples_total"] == {"train": 0, "val": 2}
     for original in list_samples(tmp_path / "val-only", "val"):  # the same samples as the full cache's
-        np.testing.assert_array_equal(read_sample(original).blurry,
-                                      read_sample(root / "cache" / "val" / original.name).blurry)
+        np.testing.assert_array_equal(
+            read_sample(original).blurry, read_sample(root / "cache" / "val" / original.name).blurry
+        )
     with pytest.raises(ValueError, match="splits"):
         synthesize(root / "images", tmp_path / "x", settings, splits=("test",))

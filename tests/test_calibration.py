@@ -58,8 +58,15 @@ def models(random_onnx_model, calibration_settings, tmp_path_factory):
     """FP16 and INT8 (MinMax, 4 windows) models of the random-init export."""
     folder = tmp_path_factory.mktemp("precision")
     fp16 = calibrate(random_onnx_model, folder / "fp16.onnx", "fp16", progress=False)
-    int8 = calibrate(random_onnx_model, folder / "int8.onnx", "int8", calibration=calibration_settings, samples=4,
-                     cache_dir=folder / "cache", progress=False)
+    int8 = calibrate(
+        random_onnx_model,
+        folder / "int8.onnx",
+        "int8",
+        calibration=calibration_settings,
+        samples=4,
+        cache_dir=folder / "cache",
+        progress=False,
+    )
     return {"fp16": folder / "fp16.onnx", "int8": folder / "int8.onnx", "fp16_summary": fp16, "int8_summary": int8}
 
 
@@ -139,10 +146,12 @@ def test_fp16_graph_is_valid_with_float32_io(models):
 
 
 def test_fp16_runs_on_onnxruntime_close_to_fp32(models, random_onnx_model):
-    with create_backend("onnxruntime-cpu", random_onnx_model) as fp32, \
-            create_backend("onnxruntime-cpu", models["fp16"]) as fp16:
+    with (
+        create_backend("onnxruntime-cpu", random_onnx_model) as fp32,
+        create_backend("onnxruntime-cpu", models["fp16"]) as fp16,
+    ):
         assert fp16.precision == "fp16"
-        (_, comparison), = compare_runners(fp32, fp16, [(1, 48, 40)])
+        ((_, comparison),) = compare_runners(fp32, fp16, [(1, 48, 40)])
     assert comparison.max_abs < 5e-3, comparison
 
 
@@ -211,10 +220,12 @@ def test_int8_check_rejects_an_unquantized_conv(models):
 
 
 def test_int8_runs_on_onnxruntime(models, random_onnx_model):
-    with create_backend("onnxruntime-cpu", random_onnx_model) as fp32, \
-            create_backend("onnxruntime-cpu", models["int8"]) as int8:
+    with (
+        create_backend("onnxruntime-cpu", random_onnx_model) as fp32,
+        create_backend("onnxruntime-cpu", models["int8"]) as int8,
+    ):
         assert int8.precision == "int8"
-        (_, comparison), = compare_runners(fp32, int8, [(2, 32, 36)])
+        ((_, comparison),) = compare_runners(fp32, int8, [(2, 32, 36)])
     assert 0 < comparison.max_abs < 0.25, comparison  # quantized: close, not equal
 
 
@@ -241,9 +252,32 @@ def test_io_contract_check_catches_a_float16_input(models):
 
 def test_cli_makes_both_precisions(random_onnx_model, images, tmp_path):
     assert main(["--precision", "fp16", "--onnx", str(random_onnx_model), "--out", str(tmp_path / "a.onnx")]) == 0
-    assert main(["--precision", "int8", "--onnx", str(random_onnx_model), "--out", str(tmp_path / "b.onnx"),
-                 "--images", str(images), "--samples", "2", "--tile", "16", "--halo", "8", "--method", "minmax",
-                 "--cache", str(tmp_path / "cache"), "-q"]) == 0
+    assert (
+        main(
+            [
+                "--precision",
+                "int8",
+                "--onnx",
+                str(random_onnx_model),
+                "--out",
+                str(tmp_path / "b.onnx"),
+                "--images",
+                str(images),
+                "--samples",
+                "2",
+                "--tile",
+                "16",
+                "--halo",
+                "8",
+                "--method",
+                "minmax",
+                "--cache",
+                str(tmp_path / "cache"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert check_precision_graph(onnx.load(str(tmp_path / "b.onnx")), "int8").qdq_pairs == 148
 
 

@@ -19,7 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 HEIGHT, WIDTH = 26, 30
 
 
-def write_inputs(folder: Path, name: str = "photo", seed: int = 0, size=(HEIGHT, WIDTH)) -> tuple[Path, Path, np.ndarray]:
+def write_inputs(
+    folder: Path, name: str = "photo", seed: int = 0, size=(HEIGHT, WIDTH)
+) -> tuple[Path, Path, np.ndarray]:
     """An image PNG and its .npy radius map (radii multiples of 1/100 px, so a 16-bit PNG holds them exactly)."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -45,8 +47,9 @@ def reference(random_onnx_model):
 def test_single_image_with_npy_map(tmp_path, capsys, random_onnx_model, reference):
     image_path, map_path, radius = write_inputs(tmp_path / "in")
     out = tmp_path / "out" / "sharp.png"
-    code, stdout, _ = run_cli(capsys, image_path, "--blur-map", map_path, "-o", out,
-                              "--model", random_onnx_model, "--tile", 0)
+    code, stdout, _ = run_cli(
+        capsys, image_path, "--blur-map", map_path, "-o", out, "--model", random_onnx_model, "--tile", 0
+    )
     assert code == 0 and "wrote 1 image" in stdout
     result = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
     expected = reference.deblur(cv2.imread(str(image_path)), radius)
@@ -63,8 +66,21 @@ def test_png_map_with_scale_equals_npy_map(tmp_path, capsys, random_onnx_model, 
         values, scale = rng.integers(0, 256, (HEIGHT, WIDTH)).astype(np.uint8), 6 / 255
     cv2.imwrite(str(tmp_path / "map.png"), values)
     out = tmp_path / "sharp.png"
-    code, _, err = run_cli(capsys, image_path, "--blur-map", tmp_path / "map.png", "--map-scale", scale,
-                           "-o", out, "--model", random_onnx_model, "--tile", 0, "-q")
+    code, _, err = run_cli(
+        capsys,
+        image_path,
+        "--blur-map",
+        tmp_path / "map.png",
+        "--map-scale",
+        scale,
+        "-o",
+        out,
+        "--model",
+        random_onnx_model,
+        "--tile",
+        0,
+        "-q",
+    )
     assert code == 0, err
     expected = reference.deblur(cv2.imread(str(image_path)), values.astype(np.float32) * np.float32(scale))
     np.testing.assert_array_equal(cv2.imread(str(out)), expected)
@@ -77,8 +93,9 @@ def test_folder_mode_matches_maps_by_name(tmp_path, capsys, random_onnx_model, r
     for path in (first_map, second_map):
         maps.mkdir(exist_ok=True)
         path.rename(maps / path.name)
-    code, stdout, err = run_cli(capsys, images, "--blur-map", maps, "-o", tmp_path / "sharp",
-                                "--model", random_onnx_model, "--tile", 0)
+    code, stdout, err = run_cli(
+        capsys, images, "--blur-map", maps, "-o", tmp_path / "sharp", "--model", random_onnx_model, "--tile", 0
+    )
     assert code == 0, err
     assert "wrote 2 images" in stdout
     assert cv2.imread(str(tmp_path / "sharp" / "b.png")).shape == (20, 17, 3)
@@ -89,35 +106,112 @@ def test_folder_mode_matches_maps_by_name(tmp_path, capsys, random_onnx_model, r
 def test_large_radii_warn_but_succeed(tmp_path, capsys, random_onnx_model):
     image_path, _, radius = write_inputs(tmp_path)
     np.save(tmp_path / "big.npy", radius + 7)
-    code, _, err = run_cli(capsys, image_path, "--blur-map", tmp_path / "big.npy", "-o", tmp_path / "o.png",
-                           "--model", random_onnx_model, "--tile", 0, "-q", "--max-radius", 6)
+    code, _, err = run_cli(
+        capsys,
+        image_path,
+        "--blur-map",
+        tmp_path / "big.npy",
+        "-o",
+        tmp_path / "o.png",
+        "--model",
+        random_onnx_model,
+        "--tile",
+        0,
+        "-q",
+        "--max-radius",
+        6,
+    )
     assert code == 0
     assert "warning" in err and "clipped to 6 px" in err
-    code, _, err = run_cli(capsys, image_path, "--blur-map", tmp_path / "big.npy", "-o", tmp_path / "o.png",
-                           "--model", random_onnx_model, "--tile", 0, "-q")
+    code, _, err = run_cli(
+        capsys,
+        image_path,
+        "--blur-map",
+        tmp_path / "big.npy",
+        "-o",
+        tmp_path / "o.png",
+        "--model",
+        random_onnx_model,
+        "--tile",
+        0,
+        "-q",
+    )
     assert code == 0 and err == ""  # up to 48 px: the pyramid deblurs them
     np.save(tmp_path / "huge.npy", radius + 50)
-    code, _, err = run_cli(capsys, image_path, "--blur-map", tmp_path / "huge.npy", "-o", tmp_path / "o.png",
-                           "--model", random_onnx_model, "--tile", 0, "-q")
+    code, _, err = run_cli(
+        capsys,
+        image_path,
+        "--blur-map",
+        tmp_path / "huge.npy",
+        "-o",
+        tmp_path / "o.png",
+        "--model",
+        random_onnx_model,
+        "--tile",
+        0,
+        "-q",
+    )
     assert code == 0 and "clipped to 48 px" in err
 
 
 def test_strength_and_max_radius_options(tmp_path, capsys, random_onnx_model):
     image_path, map_path, radius = write_inputs(tmp_path)
     image = cv2.imread(str(image_path))
-    code, _, err = run_cli(capsys, image_path, "--blur-map", map_path, "-o", tmp_path / "zero.png",
-                           "--model", random_onnx_model, "--tile", 0, "-q", "--strength", 0)
+    code, _, err = run_cli(
+        capsys,
+        image_path,
+        "--blur-map",
+        map_path,
+        "-o",
+        tmp_path / "zero.png",
+        "--model",
+        random_onnx_model,
+        "--tile",
+        0,
+        "-q",
+        "--strength",
+        0,
+    )
     assert code == 0, err
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "zero.png")), image)
-    code, _, err = run_cli(capsys, image_path, "--blur-map", map_path, "-o", tmp_path / "half.png",
-                           "--model", random_onnx_model, "--tile", 0, "-q", "--strength", 0.5, "--max-radius", 24)
+    code, _, err = run_cli(
+        capsys,
+        image_path,
+        "--blur-map",
+        map_path,
+        "-o",
+        tmp_path / "half.png",
+        "--model",
+        random_onnx_model,
+        "--tile",
+        0,
+        "-q",
+        "--strength",
+        0.5,
+        "--max-radius",
+        24,
+    )
     assert code == 0, err
     expected = Deblurrer(random_onnx_model, tile=None, strength=0.5, max_radius_px=24).deblur(image, radius)
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "half.png")), expected)
-    for option, value in (("--strength", "2.5"), ("--strength", "nan"), ("--max-radius", "4"),
-                          ("--max-radius", "1000")):
-        code, _, err = run_cli(capsys, image_path, "--blur-map", map_path, "-o", tmp_path / "x.png",
-                               "--model", random_onnx_model, option, value)
+    for option, value in (
+        ("--strength", "2.5"),
+        ("--strength", "nan"),
+        ("--max-radius", "4"),
+        ("--max-radius", "1000"),
+    ):
+        code, _, err = run_cli(
+            capsys,
+            image_path,
+            "--blur-map",
+            map_path,
+            "-o",
+            tmp_path / "x.png",
+            "--model",
+            random_onnx_model,
+            option,
+            value,
+        )
         assert code == 2 and err.startswith(f"svbr deblur: error: {option}:"), err
         assert len(err.strip().splitlines()) == 1
 
@@ -168,11 +262,25 @@ def bad_case(tmp_path: Path, case: str) -> tuple[list[object], str]:
     raise AssertionError(case)
 
 
-@pytest.mark.parametrize("case", [
-    "missing input", "missing map", "unreadable image", "size mismatch", "3-D map", "negative radii",
-    "png map without scale", "colour png map", "unknown map format", "bad output suffix",
-    "folder without map", "folder with file map", "ambiguous map", "missing model",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing input",
+        "missing map",
+        "unreadable image",
+        "size mismatch",
+        "3-D map",
+        "negative radii",
+        "png map without scale",
+        "colour png map",
+        "unknown map format",
+        "bad output suffix",
+        "folder without map",
+        "folder with file map",
+        "ambiguous map",
+        "missing model",
+    ],
+)
 def test_file_problems_give_one_line_errors(tmp_path, capsys, random_onnx_model, case):
     args, message = bad_case(tmp_path, case)
     if "--model" not in args:
@@ -212,9 +320,20 @@ def test_demo_without_bundled_model_says_how_to_get_it(tmp_path, capsys, monkeyp
 
 def test_svbr_command_runs_the_demo(tmp_path, random_onnx_model):
     """Through the real entry point (`svbr demo`), as a user types it."""
-    command = [sys.executable, "-c", "import sys, svbr_cli; sys.exit(svbr_cli.main())", "demo",
-               "--model", str(random_onnx_model), "-o", str(tmp_path / "d.png"), "--size", "40x40"]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    command = [
+        sys.executable,
+        "-c",
+        "import sys, svbr_cli; sys.exit(svbr_cli.main())",
+        "demo",
+        "--model",
+        str(random_onnx_model),
+        "-o",
+        str(tmp_path / "d.png"),
+        "--size",
+        "40x40",
+    ]
+    result = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
     assert result.returncode == 0, result.stderr
     assert "deblurred" in result.stdout and (tmp_path / "d.png").is_file()

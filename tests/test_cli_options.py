@@ -17,8 +17,11 @@ import svbr_cli
 from runtime.arguments import RETIRED_OPTIONS, add_model, add_output, add_size, device_spec
 
 REPO = Path(__file__).resolve().parent.parent
-BENCHMARKS = sorted(f"benchmarks.{path.stem}" for path in (REPO / "benchmarks").glob("*.py")
-                    if not path.stem.startswith("_") and "def main(" in path.read_text())
+BENCHMARKS = sorted(
+    f"benchmarks.{path.stem}"
+    for path in (REPO / "benchmarks").glob("*.py")
+    if not path.stem.startswith("_") and "def main(" in path.read_text()
+)
 MODULES = sorted({module for module, _ in svbr_cli.COMMANDS.values()} | set(BENCHMARKS))
 
 
@@ -130,8 +133,13 @@ def test_alias_warns_once_and_stores(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_device_spec() -> None:
-    assert [device_spec(text) for text in ("auto", "CPU", "cuda", "cuda:2", "3")] == \
-        ["auto", "cpu", "cuda", "cuda:2", "cuda:3"]
+    assert [device_spec(text) for text in ("auto", "CPU", "cuda", "cuda:2", "3")] == [
+        "auto",
+        "cpu",
+        "cuda",
+        "cuda:2",
+        "cuda:3",
+    ]
     with pytest.raises(argparse.ArgumentTypeError):
         device_spec("gpu0")
 

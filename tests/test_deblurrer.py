@@ -151,10 +151,22 @@ def test_bad_settings_are_rejected(random_onnx_model, kwargs):
         Deblurrer(random_onnx_model, **kwargs)
 
 
-@pytest.mark.parametrize("name, value", [("strength", -0.1), ("strength", 2.5), ("strength", float("nan")),
-                                         ("strength", float("inf")), ("strength", "1"), ("strength", True),
-                                         ("strength", None), ("max_radius_px", 5.0), ("max_radius_px", 500.0),
-                                         ("max_radius_px", float("nan")), ("max_radius_px", "48")])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("strength", -0.1),
+        ("strength", 2.5),
+        ("strength", float("nan")),
+        ("strength", float("inf")),
+        ("strength", "1"),
+        ("strength", True),
+        ("strength", None),
+        ("max_radius_px", 5.0),
+        ("max_radius_px", 500.0),
+        ("max_radius_px", float("nan")),
+        ("max_radius_px", "48"),
+    ],
+)
 def test_bad_strength_and_max_radius_name_the_setting(random_onnx_model, name, value):
     with pytest.raises(ValueError, match=name):
         Deblurrer(random_onnx_model, **{name: value})

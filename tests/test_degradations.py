@@ -198,6 +198,5 @@ def test_validation_degradations_change_only_the_blurry_image(images):
 
 
 def test_margin_covers_the_widest_psf():
-    widest = max(psf_kernel(PsfShape(kind=k, soft_edge_px=CAMERA_RANGES.soft_edge_px[1]), 6.0).shape[0]
-                 for k in SHAPES)
+    widest = max(psf_kernel(PsfShape(kind=k, soft_edge_px=CAMERA_RANGES.soft_edge_px[1]), 6.0).shape[0] for k in SHAPES)
     assert widest // 2 <= CAMERA_MARGIN_PX

@@ -36,8 +36,12 @@ pytestmark = pytest.mark.slow
 def setup(tmp_path_factory):
     folder = tmp_path_factory.mktemp("distributed")
     make_images(folder / "images", 5, size=(64, 64))
-    config = tiny_config(stages=(Stage("true_maps", 4, 0.0), Stage("estimated_maps", 2, 0.5)),
-                         val_samples=3, val_every_steps=3, checkpoint_every_steps=100)
+    config = tiny_config(
+        stages=(Stage("true_maps", 4, 0.0), Stage("estimated_maps", 2, 0.5)),
+        val_samples=3,
+        val_every_steps=3,
+        checkpoint_every_steps=100,
+    )
     config_file = folder / "tiny.json"
     config_file.write_text(json.dumps(config_record(config)))
     return folder, config_file
@@ -45,8 +49,19 @@ def setup(tmp_path_factory):
 
 def run_training(processes: int, config_file: Path, images: Path, out: Path, *extra: str) -> None:
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
-    command = [*(launcher if processes > 1 else [sys.executable]), str(WORKER), "--config", str(config_file),
-               "--images", str(images), "--out", str(out), "--device", "cpu", *extra]
+    command = [
+        *(launcher if processes > 1 else [sys.executable]),
+        str(WORKER),
+        "--config",
+        str(config_file),
+        "--images",
+        str(images),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        *extra,
+    ]
     environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -85,8 +100,7 @@ def test_an_interrupted_two_process_run_resumes_to_the_same_weights(setup):
     state = torch.load(folder / "interrupted" / "resume.pt", weights_only=False)["run_state"]
     assert state["step"] == 4
     run_training(2, config_file, folder / "images", folder / "interrupted", "--resume")
-    assert max_weight_difference(folder / "two" / "resume.pt",
-                                 folder / "interrupted" / "resume.pt") < WEIGHT_TOLERANCE
+    assert max_weight_difference(folder / "two" / "resume.pt", folder / "interrupted" / "resume.pt") < WEIGHT_TOLERANCE
 
 
 def test_global_batchnorm_is_batchnorm_outside_a_process_group():

@@ -128,17 +128,20 @@ def test_large_photos_are_estimated_downscaled_in_their_own_pixels(monkeypatch):
     assert abs(float(np.median(estimate)) - 4.0) <= 1.0, np.median(estimate)
 
 
-@pytest.mark.parametrize("image, kwargs, message", [
-    (np.zeros((40, 40), np.uint8), {}, "3 dimensions"),
-    (np.zeros((40, 40, 4), np.uint8), {}, "3 colour channels"),
-    (np.zeros((40, 40, 3), np.float64), {}, "uint8 or float32"),
-    (np.zeros((0, 40, 3), np.uint8), {}, "empty"),
-    (np.full((40, 40, 3), np.nan, np.float32), {}, "NaN"),
-    (np.full((40, 40, 3), 2.0, np.float32), {}, r"\[0, 1\]"),
-    (np.zeros((40, 40, 3), np.uint8), {"channel_order": "bgra"}, "channel_order"),
-    ([[0, 1]], {}, "numpy array"),
-    (np.zeros((8, 40, 3), np.uint8), {}, "at least 16"),
-])
+@pytest.mark.parametrize(
+    "image, kwargs, message",
+    [
+        (np.zeros((40, 40), np.uint8), {}, "3 dimensions"),
+        (np.zeros((40, 40, 4), np.uint8), {}, "3 colour channels"),
+        (np.zeros((40, 40, 3), np.float64), {}, "uint8 or float32"),
+        (np.zeros((0, 40, 3), np.uint8), {}, "empty"),
+        (np.full((40, 40, 3), np.nan, np.float32), {}, "NaN"),
+        (np.full((40, 40, 3), 2.0, np.float32), {}, r"\[0, 1\]"),
+        (np.zeros((40, 40, 3), np.uint8), {"channel_order": "bgra"}, "channel_order"),
+        ([[0, 1]], {}, "numpy array"),
+        (np.zeros((8, 40, 3), np.uint8), {}, "at least 16"),
+    ],
+)
 def test_bad_input_raises_value_errors(image, kwargs, message):
     with pytest.raises(ValueError, match=message):
         estimate_blur_map(image, **kwargs)
@@ -190,8 +193,9 @@ def test_deblur_without_a_map_on_a_flat_image_warns_and_runs(random_onnx_model):
 def test_svbr_estimate_writes_a_map_and_a_preview(tmp_path, capsys):
     image = blurred(rectangles_scene(5, 96, 120), 3.0)
     cv2.imwrite(str(tmp_path / "photo.png"), image)
-    code = estimate_cli.main([str(tmp_path / "photo.png"), "-o", str(tmp_path / "map.npy"),
-                              "--preview", str(tmp_path / "map.png")])
+    code = estimate_cli.main(
+        [str(tmp_path / "photo.png"), "-o", str(tmp_path / "map.npy"), "--preview", str(tmp_path / "map.png")]
+    )
     assert code == 0
     np.testing.assert_array_equal(np.load(tmp_path / "map.npy"), estimate_blur_map(image))
     preview = cv2.imread(str(tmp_path / "map.png"))
@@ -203,20 +207,24 @@ def test_svbr_estimate_folder_mode(tmp_path):
     (tmp_path / "in").mkdir()
     for name, radius in (("a", 1.0), ("b", 3.0)):
         cv2.imwrite(str(tmp_path / "in" / f"{name}.png"), blurred(rectangles_scene(6, 80, 90), radius))
-    code = estimate_cli.main([str(tmp_path / "in"), "-o", str(tmp_path / "maps"), "--preview",
-                              str(tmp_path / "previews"), "-q"])
+    code = estimate_cli.main(
+        [str(tmp_path / "in"), "-o", str(tmp_path / "maps"), "--preview", str(tmp_path / "previews"), "-q"]
+    )
     assert code == 0
     assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["a.npy", "b.npy"]
     assert sorted(p.name for p in (tmp_path / "previews").iterdir()) == ["a.png", "b.png"]
     assert np.median(np.load(tmp_path / "maps" / "b.npy")) > np.median(np.load(tmp_path / "maps" / "a.npy"))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["nope.png", "-o", "m.npy"], "input not found"),
-    (["photo.png", "-o", "m.txt"], ".npy"),
-    (["photo.png", "-o", "m.npy", "--preview", "p.xyz"], "cannot write"),
-    (["tiny.png", "-o", "m.npy"], "at least 16"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nope.png", "-o", "m.npy"], "input not found"),
+        (["photo.png", "-o", "m.txt"], ".npy"),
+        (["photo.png", "-o", "m.npy", "--preview", "p.xyz"], "cannot write"),
+        (["tiny.png", "-o", "m.npy"], "at least 16"),
+    ],
+)
 def test_svbr_estimate_errors_are_one_line(tmp_path, capsys, args, message):
     cv2.imwrite(str(tmp_path / "photo.png"), rectangles_scene(7, 40, 40))
     cv2.imwrite(str(tmp_path / "tiny.png"), np.full((8, 40, 3), 90, np.uint8))
@@ -231,12 +239,25 @@ def test_svbr_deblur_without_blur_map_file_and_folder(tmp_path, capsys, random_o
     image = blurred(rectangles_scene(8, 72, 88), 2.0)
     cv2.imwrite(str(tmp_path / "in" / "a.png"), image)
     cv2.imwrite(str(tmp_path / "in" / "b.png"), blurred(rectangles_scene(9, 72, 88), 3.0))
-    assert cli.main([str(tmp_path / "in" / "a.png"), "-o", str(tmp_path / "a_sharp.png"),
-                     "--model", str(random_onnx_model), "-q"]) == 0
+    assert (
+        cli.main(
+            [
+                str(tmp_path / "in" / "a.png"),
+                "-o",
+                str(tmp_path / "a_sharp.png"),
+                "--model",
+                str(random_onnx_model),
+                "-q",
+            ]
+        )
+        == 0
+    )
     expected = Deblurrer(random_onnx_model).deblur(image)
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "a_sharp.png")), expected)
-    assert cli.main([str(tmp_path / "in"), "-o", str(tmp_path / "out") + "/", "--model", str(random_onnx_model),
-                     "-q"]) == 0
+    assert (
+        cli.main([str(tmp_path / "in"), "-o", str(tmp_path / "out") + "/", "--model", str(random_onnx_model), "-q"])
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
 
 
@@ -259,8 +280,18 @@ def test_accuracy_benchmark_runs_and_writes_its_report(tmp_path, monkeypatch):
     make_images(tmp_path / "photos", 10, size=(60, 80))
     monkeypatch.setattr(bench, "PHOTO_HW", (64, 96))
     monkeypatch.setattr(bench, "CALIBRATION_RADII", (0.0, 2.0, 4.0))
-    code = bench.main(["--images", str(tmp_path / "photos"), "--parts", "calibration,dense", "--photos", "1",
-                       "--out", str(tmp_path / "out")])
+    code = bench.main(
+        [
+            "--images",
+            str(tmp_path / "photos"),
+            "--parts",
+            "calibration,dense",
+            "--photos",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "out" / "estimate.json").read_text())
     assert [lv["radius"] for lv in report["calibration"]["levels"]] == [0.0, 2.0, 4.0]

@@ -21,9 +21,22 @@ def test_eval_writes_a_table(tmp_path):
     make_images(tmp_path / "images", 5, size=(48, 52))
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "model.pt", SVBRNet().eval(), {"step": 0})
-    code = main(["--images", str(tmp_path / "images"), "--cache", str(tmp_path / "cache"),
-                 "--size", "50x44", "--model", str(tmp_path / "model.pt"),
-                 "-o", str(tmp_path / "report"), "--workers", "1"])
+    code = main(
+        [
+            "--images",
+            str(tmp_path / "images"),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--size",
+            "50x44",
+            "--model",
+            str(tmp_path / "model.pt"),
+            "-o",
+            str(tmp_path / "report"),
+            "--workers",
+            "1",
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "report" / "eval.json").read_text())
     assert report["samples"] == 1  # one validation image x one map (the baseline tunes on training photos)

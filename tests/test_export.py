@@ -134,7 +134,8 @@ def test_cli_reports_missing_weights(tmp_path, monkeypatch, capsys):
 def test_check_graph_rejects_batchnorm():
     node = onnx.helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"])
     graph = onnx.helper.make_graph(
-        [node], "bn",
+        [node],
+        "bn",
         [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in "xsbmv"],
         [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
     )

@@ -32,8 +32,16 @@ def images(tmp_path_factory):
 def cpu_int8(random_onnx_model, images, tmp_path_factory):
     folder = tmp_path_factory.mktemp("int8cpu")
     settings = SetSettings("calibration", str(images), split_seed=0, seed=3, size=16, halo=8)
-    summary = calibrate(random_onnx_model, folder / "int8_cpu.onnx", "int8", calibration=settings, samples=2,
-                        int8=Int8Settings("minmax", target="cpu"), cache_dir=folder / "cache", progress=False)
+    summary = calibrate(
+        random_onnx_model,
+        folder / "int8_cpu.onnx",
+        "int8",
+        calibration=settings,
+        samples=2,
+        int8=Int8Settings("minmax", target="cpu"),
+        cache_dir=folder / "cache",
+        progress=False,
+    )
     return folder / "int8_cpu.onnx", summary
 
 
@@ -47,7 +55,9 @@ def test_graph_is_the_qlinearconv_pattern(cpu_int8):
         check_int8_graph(model)
     arrays = [numpy_helper.to_array(init) for init in model.graph.initializer]
     weights = [w for w in arrays if w.dtype == np.int8 and w.ndim == 4]
-    assert len(weights) == 72 and all(np.abs(w.astype(int)).max() <= 64 for w in weights)  # 2·255·64 < 2^15: no saturation
+    assert len(weights) == 72 and all(
+        np.abs(w.astype(int)).max() <= 64 for w in weights
+    )  # 2·255·64 < 2^15: no saturation
 
 
 def test_onnxruntime_cpu_runs_integer_kernels(cpu_int8):
@@ -64,8 +74,10 @@ def test_runs_close_to_fp32_with_the_float_skip_path(cpu_int8, random_onnx_model
     rng = np.random.default_rng(0)
     image = rng.random((1, 3, 32, 40), dtype=np.float32)
     radius = rng.random((1, 1, 32, 40), dtype=np.float32)
-    with create_backend("onnxruntime-cpu", random_onnx_model, threads=1) as fp32, \
-            create_backend("onnxruntime-cpu", cpu_int8[0], threads=1) as int8:
+    with (
+        create_backend("onnxruntime-cpu", random_onnx_model, threads=1) as fp32,
+        create_backend("onnxruntime-cpu", cpu_int8[0], threads=1) as int8,
+    ):
         assert int8.precision == "int8"
         difference = np.abs(int8.run(image, radius) - fp32.run(image, radius))
     assert difference.mean() < 0.05
@@ -75,9 +87,34 @@ def test_cli_target_cpu_with_uint8_io(random_onnx_model, images, tmp_path):
     source = tmp_path / "u8.onnx"
     onnx.save(wrap_uint8_io(onnx.load(str(random_onnx_model))), str(source))
     out = tmp_path / "int8_cpu_u8.onnx"
-    assert main(["--precision", "int8", "--target", "cpu", "--onnx", str(source), "--out", str(out),
-                 "--images", str(images), "--samples", "2", "--tile", "16", "--halo", "8", "--method", "minmax",
-                 "--cache", str(tmp_path / "cache"), "-q"]) == 0
+    assert (
+        main(
+            [
+                "--precision",
+                "int8",
+                "--target",
+                "cpu",
+                "--onnx",
+                str(source),
+                "--out",
+                str(out),
+                "--images",
+                str(images),
+                "--samples",
+                "2",
+                "--tile",
+                "16",
+                "--halo",
+                "8",
+                "--method",
+                "minmax",
+                "--cache",
+                str(tmp_path / "cache"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert onnxruntime_cpu_graph(out, 1)["operators"].get("QLinearConv") == 72
     with create_backend("onnxruntime-cpu", out, threads=1) as backend:
         assert backend.io == "uint8"

@@ -33,11 +33,22 @@ def test_one_suffix_set_everywhere():
     assert {".png", ".jpg", ".jpeg", ".tif", ".webp", ".pgm"} <= IMAGE_SUFFIXES
     assert MAP_SUFFIXES[0] == ".npy" and ".png" in MAP_SUFFIXES
     # No module defines its own suffix set or map reader any more; archive.py imports nothing private from cli.py.
-    for relative in ("runtime/cli.py", "runtime/stream/uri.py", "runtime/stream/maps.py", "runtime/archive.py",
-                     "runtime/estimate_cli.py", "training/cache.py"):
+    for relative in (
+        "runtime/cli.py",
+        "runtime/stream/uri.py",
+        "runtime/stream/maps.py",
+        "runtime/archive.py",
+        "runtime/estimate_cli.py",
+        "training/cache.py",
+    ):
         tree = ast.parse((REPO / relative).read_text())
-        assigned = {target.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
-                    for target in node.targets if isinstance(target, ast.Name)}
+        assigned = {
+            target.id
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
         assert not assigned & {"IMAGE_SUFFIXES", "MAP_SUFFIXES"}, relative
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module == "runtime.cli":

@@ -14,8 +14,15 @@ def test_ssim_agrees_with_skimage(noise):
     target = rng.random((40, 36, 3))
     target = (target + np.roll(target, 1, 0) + np.roll(target, 1, 1)) / 3  # some structure
     prediction = np.clip(target + rng.normal(0, noise, target.shape), 0, 1)
-    expected = structural_similarity(target, prediction, data_range=1.0, channel_axis=2,
-                                     gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    expected = structural_similarity(
+        target,
+        prediction,
+        data_range=1.0,
+        channel_axis=2,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+    )
     as_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float()  # noqa: E731
     ours = float(ssim_per_image(as_tensor(prediction), as_tensor(target))[0])
     assert ours == pytest.approx(expected, abs=1e-3)

@@ -17,8 +17,9 @@ def pair():
 
 def test_ssim_matches_skimage(pair):
     reference, noisy = pair
-    expected = structural_similarity(reference, noisy, data_range=1.0, channel_axis=2,
-                                     gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    expected = structural_similarity(
+        reference, noisy, data_range=1.0, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
     assert ssim(reference, noisy) == pytest.approx(expected, abs=1e-6)
 
 

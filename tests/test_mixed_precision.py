@@ -46,10 +46,17 @@ def setup(tmp_path_factory):
     images = make_images(root / "images")
     settings = SetSettings("calibration", str(images), split_seed=0, seed=3, size=TILE, halo=HALO)
     int8 = root / "tiny_int8.onnx"
-    calibrate(fp32, int8, "int8", calibration=settings, samples=4, int8=Int8Settings("minmax"),
-              cache_dir=root / "cache", progress=False)
-    return {"root": root, "fp32": fp32, "int8": int8, "settings": settings, "images": images,
-            "cache": root / "cache"}
+    calibrate(
+        fp32,
+        int8,
+        "int8",
+        calibration=settings,
+        samples=4,
+        int8=Int8Settings("minmax"),
+        cache_dir=root / "cache",
+        progress=False,
+    )
+    return {"root": root, "fp32": fp32, "int8": int8, "settings": settings, "images": images, "cache": root / "cache"}
 
 
 def test_layer_flops_from_the_shapes():
@@ -69,10 +76,36 @@ def test_layer_flops_from_the_shapes():
 
 def test_sensitivity_covers_every_layer_and_quantising_nothing_loses_nothing(setup, capsys):
     out = setup["root"] / "sensitivity.json"
-    code = main(["--precision", "int8", "--onnx", str(setup["fp32"]), "--images", str(setup["images"]),
-                 "--samples", "4", "--tile", str(TILE), "--halo", str(HALO), "--seed", "3", "--method", "minmax",
-                 "--cache", str(setup["cache"]), "--sensitivity", "--eval-samples", "3", "--threads", "1",
-                 "--json", str(out), "-q"])
+    code = main(
+        [
+            "--precision",
+            "int8",
+            "--onnx",
+            str(setup["fp32"]),
+            "--images",
+            str(setup["images"]),
+            "--samples",
+            "4",
+            "--tile",
+            str(TILE),
+            "--halo",
+            str(HALO),
+            "--seed",
+            "3",
+            "--method",
+            "minmax",
+            "--cache",
+            str(setup["cache"]),
+            "--sensitivity",
+            "--eval-samples",
+            "3",
+            "--threads",
+            "1",
+            "--json",
+            str(out),
+            "-q",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "SSIM lost" in printed and "nothing quantized" in printed
@@ -95,8 +128,9 @@ def test_quantising_nothing_gives_the_float_graph(setup):
     none = restrict_quantization(int8, quantized=[])
     ops = {node.op_type for node in none.graph.node}
     assert not ops & {"QuantizeLinear", "DequantizeLinear", "Cast"}
-    evaluator = SsimEvaluator(onnx.load(str(setup["fp32"])), build_set(setup["settings"], 2, setup["cache"],
-                                                                         progress=False), threads=1)
+    evaluator = SsimEvaluator(
+        onnx.load(str(setup["fp32"])), build_set(setup["settings"], 2, setup["cache"], progress=False), threads=1
+    )
     assert evaluator.scores(none) == [1.0, 1.0]
     # One layer quantized: its pairs only; the shared input of conv_b and conv_c keeps one pair.
     one = restrict_quantization(int8, quantized=["conv_b"])
@@ -110,14 +144,17 @@ def test_weight_folding_is_exact(setup):
 
     int8 = onnx.load(str(setup["int8"]))
     rng = np.random.default_rng(0)
-    feed = {"image": rng.random((1, 3, 32, 32), dtype=np.float32),
-            "blur_map": rng.random((1, 1, 32, 32), dtype=np.float32)}
+    feed = {
+        "image": rng.random((1, 3, 32, 32), dtype=np.float32),
+        "blur_map": rng.random((1, 1, 32, 32), dtype=np.float32),
+    }
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the plain operator semantics
 
     def run(model):
         return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(
-            None, feed)[0]
+            None, feed
+        )[0]
 
     folded = fold_weight_qdq(int8)
     assert sum(node.op_type == "QuantizeLinear" for node in folded.graph.node) == 4  # activations only
@@ -152,8 +189,9 @@ def test_mixed_graph_structure(setup):
         assert producer[node.input[0]].op_type == "DequantizeLinear"
         assert producer[node.input[1]].op_type == "DequantizeLinear"
     session = ort.InferenceSession(mixed.SerializeToString(), providers=["CPUExecutionProvider"])
-    out = session.run(None, {"image": np.full((1, 3, 32, 32), 0.5, np.float32),
-                             "blur_map": np.zeros((1, 1, 32, 32), np.float32)})[0]
+    out = session.run(
+        None, {"image": np.full((1, 3, 32, 32), 0.5, np.float32), "blur_map": np.zeros((1, 1, 32, 32), np.float32)}
+    )[0]
     assert out.dtype == np.float32 and out.shape == (1, 3, 32, 32) and np.isfinite(out).all()
     # The check catches a float16 layer that is still quantized, or a layer the metadata does not know.
     broken = restrict_quantization(int8, fp16=["conv_b"])
@@ -170,13 +208,25 @@ def test_mixed_graph_structure(setup):
 def test_keep_fp16_auto_reaches_the_target(setup):
     out = setup["root"] / "mixed.onnx"
     int8 = onnx.load(str(setup["int8"]))
-    evaluator = SsimEvaluator(onnx.load(str(setup["fp32"])), build_set(setup["settings"], 3, setup["cache"],
-                                                                         progress=False), threads=1)
+    evaluator = SsimEvaluator(
+        onnx.load(str(setup["fp32"])), build_set(setup["settings"], 3, setup["cache"], progress=False), threads=1
+    )
     full = evaluator.mean_ssim(fold_weight_qdq(int8))
     target = 1 - (1 - full) / 4  # needs some layers in float16 (the INT8 graph is 4x further off)
-    summary = calibrate(setup["fp32"], out, "int8", calibration=setup["settings"], samples=4,
-                        int8=Int8Settings("minmax"), cache_dir=setup["cache"], progress=False,
-                        keep_fp16="auto", target_ssim=target, eval_samples=3, threads=1)
+    summary = calibrate(
+        setup["fp32"],
+        out,
+        "int8",
+        calibration=setup["settings"],
+        samples=4,
+        int8=Int8Settings("minmax"),
+        cache_dir=setup["cache"],
+        progress=False,
+        keep_fp16="auto",
+        target_ssim=target,
+        eval_samples=3,
+        threads=1,
+    )
     mixed = summary["mixed"]
     assert 1 <= len(mixed["layers"]) < len(LAYERS)
     assert mixed["ssim"] >= target
@@ -191,7 +241,7 @@ def test_keep_fp16_auto_reaches_the_target(setup):
     assert estimate["conv_time_vs_all_int8"] == pytest.approx(1 + estimate["fp16_flop_share"])
     # The most sensitive layers went first.
     ranking = summary["ranking"]["layers"]  # measured here, or stored by the --sensitivity test
-    assert mixed["layers"] == [name for name in weighted_layers(saved) if name in ranking[:len(mixed["layers"])]]
+    assert mixed["layers"] == [name for name in weighted_layers(saved) if name in ranking[: len(mixed["layers"])]]
     assert mixed["ssim"] == next(h["ssim"] for h in summary["mixed_search"] if h["fp16_layers"] == len(mixed["layers"]))
 
 
@@ -200,19 +250,68 @@ def fp16_layers(model):
 
 
 def test_keep_fp16_by_count_and_by_name(setup, tmp_path):
-    by_name = calibrate(setup["fp32"], tmp_path / "named.onnx", "int8", calibration=setup["settings"], samples=4,
-                        int8=Int8Settings("minmax"), cache_dir=setup["cache"], progress=False,
-                        keep_fp16=["up", "conv_a"], eval_samples=2, threads=1)
+    by_name = calibrate(
+        setup["fp32"],
+        tmp_path / "named.onnx",
+        "int8",
+        calibration=setup["settings"],
+        samples=4,
+        int8=Int8Settings("minmax"),
+        cache_dir=setup["cache"],
+        progress=False,
+        keep_fp16=["up", "conv_a"],
+        eval_samples=2,
+        threads=1,
+    )
     assert fp16_layers(onnx.load(str(tmp_path / "named.onnx"))) == ["conv_a", "up"]  # graph order
     assert "sensitivity" not in by_name  # names need no ranking
-    assert main(["--precision", "int8", "--onnx", str(setup["fp32"]), "--out", str(tmp_path / "two.onnx"),
-                 "--images", str(setup["images"]), "--samples", "4", "--tile", str(TILE), "--halo", str(HALO),
-                 "--seed", "3", "--method", "minmax", "--cache", str(setup["cache"]), "--keep-fp16", "2",
-                 "--eval-samples", "2", "--threads", "1", "-q"]) == 0
+    assert (
+        main(
+            [
+                "--precision",
+                "int8",
+                "--onnx",
+                str(setup["fp32"]),
+                "--out",
+                str(tmp_path / "two.onnx"),
+                "--images",
+                str(setup["images"]),
+                "--samples",
+                "4",
+                "--tile",
+                str(TILE),
+                "--halo",
+                str(HALO),
+                "--seed",
+                "3",
+                "--method",
+                "minmax",
+                "--cache",
+                str(setup["cache"]),
+                "--keep-fp16",
+                "2",
+                "--eval-samples",
+                "2",
+                "--threads",
+                "1",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert len(fp16_layers(onnx.load(str(tmp_path / "two.onnx")))) == 2
     with pytest.raises(ValueError, match="not Conv/ConvTranspose"):
-        calibrate(setup["fp32"], tmp_path / "x.onnx", "int8", calibration=setup["settings"], samples=4,
-                  cache_dir=setup["cache"], progress=False, keep_fp16=["nope"], eval_samples=2)
+        calibrate(
+            setup["fp32"],
+            tmp_path / "x.onnx",
+            "int8",
+            calibration=setup["settings"],
+            samples=4,
+            cache_dir=setup["cache"],
+            progress=False,
+            keep_fp16=["nope"],
+            eval_samples=2,
+        )
     with pytest.raises(ValueError, match="TensorRT"):
         calibrate(setup["fp32"], tmp_path / "x.onnx", "fp16", keep_fp16="auto")
 
@@ -222,9 +321,19 @@ def test_mixed_graph_with_uint8_io(setup, tmp_path):
 
     source = tmp_path / "u8.onnx"
     onnx.save(wrap_uint8_io(onnx.load(str(setup["fp32"]))), str(source))
-    calibrate(source, tmp_path / "mixed_u8.onnx", "int8", calibration=setup["settings"], samples=4,
-              int8=Int8Settings("minmax"), cache_dir=setup["cache"], progress=False, keep_fp16=["conv_b"],
-              eval_samples=2, threads=1)
+    calibrate(
+        source,
+        tmp_path / "mixed_u8.onnx",
+        "int8",
+        calibration=setup["settings"],
+        samples=4,
+        int8=Int8Settings("minmax"),
+        cache_dir=setup["cache"],
+        progress=False,
+        keep_fp16=["conv_b"],
+        eval_samples=2,
+        threads=1,
+    )
     model = onnx.load(str(tmp_path / "mixed_u8.onnx"))
     assert check_precision_graph(model, "int8").fp16_nodes == 1
     assert metadata_of(model)["svbr.io"] == "uint8"
@@ -293,8 +402,16 @@ def test_abs_histogram_grows_with_the_same_bin_width():
 
 def test_entropy_method_gives_symmetric_scales_from_the_kl_threshold(setup, tmp_path):
     out = tmp_path / "entropy.onnx"
-    calibrate(setup["fp32"], out, "int8", calibration=setup["settings"], samples=3,
-              int8=Int8Settings("entropy"), cache_dir=setup["cache"], progress=False)
+    calibrate(
+        setup["fp32"],
+        out,
+        "int8",
+        calibration=setup["settings"],
+        samples=3,
+        int8=Int8Settings("entropy"),
+        cache_dir=setup["cache"],
+        progress=False,
+    )
     model = onnx.load(str(out))
     check_precision_graph(model, "int8")
     assert json.loads(metadata_of(model)["svbr.precision_recipe"])["method"] == "entropy"
@@ -305,23 +422,31 @@ def test_entropy_method_gives_symmetric_scales_from_the_kl_threshold(setup, tmp_
     for path in build_set(setup["settings"], 3, setup["cache"], progress=False):  # one window at a time
         histogram.add(np.concatenate(read_window_sample(path).network_inputs(), axis=1))
     constants = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
-    scale = next(constants[n.input[1]] for n in model.graph.node
-                 if n.op_type == "QuantizeLinear" and n.input[0] == "x")
+    scale = next(constants[n.input[1]] for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "x")
     assert float(scale) == pytest.approx(histogram.amax() / 127, rel=1e-5)
 
 
 def test_entropy_for_the_cpu_target_uses_clipped_asymmetric_ranges(setup, tmp_path):
     out = tmp_path / "entropy_cpu.onnx"
-    calibrate(setup["fp32"], out, "int8", calibration=setup["settings"], samples=2,
-              int8=Int8Settings("entropy", target="cpu"), cache_dir=setup["cache"], progress=False)
+    calibrate(
+        setup["fp32"],
+        out,
+        "int8",
+        calibration=setup["settings"],
+        samples=2,
+        int8=Int8Settings("entropy", target="cpu"),
+        cache_dir=setup["cache"],
+        progress=False,
+    )
     check_precision_graph(onnx.load(str(out)), "int8")  # ONNX Runtime's QLinearConv pattern, uint8 activations
 
 
 def test_keep_fp16_auto_refuses_an_unreachable_target(setup):
     from calibration.mixed import choose_fp16_layers
 
-    evaluator = SsimEvaluator(onnx.load(str(setup["fp32"])), build_set(setup["settings"], 1, setup["cache"],
-                                                                         progress=False), threads=1)
+    evaluator = SsimEvaluator(
+        onnx.load(str(setup["fp32"])), build_set(setup["settings"], 1, setup["cache"], progress=False), threads=1
+    )
     int8 = onnx.load(str(setup["int8"]))
     with pytest.raises(ValueError, match="even with all"):
         choose_fp16_layers(int8, LAYERS[:2], evaluator, target=1.5, progress=False)

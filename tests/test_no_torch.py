@@ -57,11 +57,21 @@ SCRIPT = textwrap.dedent(
 
 def test_runtime_runs_with_torch_blocked(random_onnx_model, tmp_path):
     script = SCRIPT.format(
-        forbidden=FORBIDDEN, model=str(random_onnx_model), map_path=str(tmp_path / "m.npy"),
-        image_path=str(tmp_path / "i.png"), out_path=str(tmp_path / "o.png"), demo_path=str(tmp_path / "d.png"),
+        forbidden=FORBIDDEN,
+        model=str(random_onnx_model),
+        map_path=str(tmp_path / "m.npy"),
+        image_path=str(tmp_path / "i.png"),
+        out_path=str(tmp_path / "o.png"),
+        demo_path=str(tmp_path / "d.png"),
     )
-    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "RUNTIME-WITHOUT-TORCH-OK" in result.stdout
     assert (tmp_path / "o.png").is_file() and (tmp_path / "d.png").is_file()
@@ -85,6 +95,7 @@ def test_no_runtime_module_imports_torch_or_the_training_side():
                 continue
             relative = path.relative_to(REPO).as_posix()
             allowed = ALLOWED_LAZY_IMPORTS.get(relative, set())
-            offenders += [f"{relative}: {n}" for n in names
-                          if n.split(".")[0] in FORBIDDEN and n.split(".")[0] not in allowed]
+            offenders += [
+                f"{relative}: {n}" for n in names if n.split(".")[0] in FORBIDDEN and n.split(".")[0] not in allowed
+            ]
     assert not offenders, offenders

@@ -34,8 +34,7 @@ def test_blurred_window_equals_the_window_of_the_blurred_sample(family):
     radius = draw_map(family, 64, 60, rng)
     whole = blur(sharp, radius)
     # Corners, edges and the interior: the window's margin leaves the sample on every side.
-    for top, left, height, width in [(0, 0, 24, 20), (40, 40, 24, 20), (10, 0, 32, 32), (5, 7, 40, 44),
-                                     (0, 0, 64, 60)]:
+    for top, left, height, width in [(0, 0, 24, 20), (40, 40, 24, 20), (10, 0, 32, 32), (5, 7, 40, 44), (0, 0, 64, 60)]:
         window = blur_window(sharp, radius, top, left, height, width)
         assert np.array_equal(window, whole[top : top + height, left : left + width]), (top, left)
 

@@ -29,12 +29,27 @@ def setup(tmp_path_factory):
     onnx.save(tiny_model(), str(fp32))
     images = make_images(root / "images")
     calibration = SetSettings("calibration", str(images), seed=3, size=16, halo=8)
-    calibrate(fp32, root / "tiny_int8.onnx", "int8", calibration=calibration, samples=3,
-              int8=Int8Settings("minmax"), cache_dir=root / "cache", progress=False)
-    samples = list(iterate_set(build_set(SetSettings("validation", str(images), size=32), 3, root / "cache",
-                                         progress=False)))
-    return {"root": root, "fp32": fp32, "int8": root / "tiny_int8.onnx", "images": images,
-            "calibration": calibration, "samples": samples}
+    calibrate(
+        fp32,
+        root / "tiny_int8.onnx",
+        "int8",
+        calibration=calibration,
+        samples=3,
+        int8=Int8Settings("minmax"),
+        cache_dir=root / "cache",
+        progress=False,
+    )
+    samples = list(
+        iterate_set(build_set(SetSettings("validation", str(images), size=32), 3, root / "cache", progress=False))
+    )
+    return {
+        "root": root,
+        "fp32": fp32,
+        "int8": root / "tiny_int8.onnx",
+        "images": images,
+        "calibration": calibration,
+        "samples": samples,
+    }
 
 
 def ort_function(path):
@@ -48,7 +63,7 @@ def test_ssim_compare_func_is_our_ssim():
     rng = np.random.default_rng(0)
     a = rng.random((1, 3, 24, 20), dtype=np.float32)
     b = np.clip(a + rng.normal(0, 0.02, a.shape).astype(np.float32), 0, 1)
-    (name, result), = SsimCompareFunc()({"sharp": a}, {"sharp": b}).items()
+    ((name, result),) = SsimCompareFunc()({"sharp": a}, {"sharp": b}).items()
     image = lambda x: x[0].astype(np.float64).transpose(1, 2, 0)  # noqa: E731
     assert name == "sharp"
     assert result.ssim == ssim(image(a), image(b)) and result.psnr_db == psnr(image(a), image(b))
@@ -66,9 +81,11 @@ def test_comparator_with_polygraphy_runners(setup):
     from polygraphy.comparator import Comparator
 
     feeds = [dict(zip(("image", "blur_map"), s.network_inputs())) for s in setup["samples"]]
-    runners = [CallableRunner(ort_function(setup["fp32"]), name="callable"),
-               onnxruntime_runner(setup["fp32"], name="onnxrt"),
-               onnxruntime_runner(setup["int8"], threads=1, name="onnxrt-int8")]
+    runners = [
+        CallableRunner(ort_function(setup["fp32"]), name="callable"),
+        onnxruntime_runner(setup["fp32"], name="onnxrt"),
+        onnxruntime_runner(setup["int8"], threads=1, name="onnxrt-int8"),
+    ]
     results = Comparator.run(runners, data_loader=feeds)
     accuracy = Comparator.compare_accuracy(results, comparisons=[(0, 1), (0, 2)], compare_func=SsimCompareFunc())
     same, quantized = (pair for pair in accuracy[0].values())
@@ -119,8 +136,13 @@ def test_validate_uint8_io_model_runs_inside_the_adapter(setup, tmp_path):
 
 def test_validate_other_backends_through_the_callable_runner(setup):
     """A registry backend without a Polygraphy runner (here "auto") runs inside CallableRunner."""
-    report = validate([setup["fp32"], setup["int8"]], ort_function(setup["fp32"]), setup["samples"][:2],
-                      progress=False, backend="auto")
+    report = validate(
+        [setup["fp32"], setup["int8"]],
+        ort_function(setup["fp32"]),
+        setup["samples"][:2],
+        progress=False,
+        backend="auto",
+    )
     fp32, int8 = report["models"]
     assert fp32["polygraphy"]["runner"] == "CallableRunner" and fp32["backend"] == "auto"
     assert fp32["vs_pytorch"]["max_abs"] == 0 and int8["precision"] == "int8"
@@ -158,8 +180,16 @@ def test_debug_precision_command_is_valid_polygraphy(precision, tmp_path):
 
 def test_debug_precision_prepare_and_check_on_onnxruntime(setup, tmp_path, capsys):
     work = tmp_path / "debug"
-    info = prepare(setup["int8"], work, setup["calibration"], samples=2, cache_dir=setup["root"] / "cache",
-                   reference_model=setup["fp32"], min_ssim=0.99, progress=False)
+    info = prepare(
+        setup["int8"],
+        work,
+        setup["calibration"],
+        samples=2,
+        cache_dir=setup["root"] / "cache",
+        reference_model=setup["fp32"],
+        min_ssim=0.99,
+        progress=False,
+    )
     assert info["precision"] == "int8" and info["window"] == 32 and info["samples"] == 2
     for name in (INPUTS, REFERENCE, LOADER, COMMAND):
         assert (work / name).is_file()
@@ -177,8 +207,7 @@ def test_debug_precision_prepare_and_check_on_onnxruntime(setup, tmp_path, capsy
     assert main(["check", "--workdir", str(work), "--onnx", str(setup["fp32"])]) == 0
     assert "pass" in capsys.readouterr().out
     with pytest.raises(ValueError, match="--reference"):
-        prepare(setup["int8"], work, setup["calibration"], samples=1, cache_dir=setup["root"] / "cache",
-                progress=False)
+        prepare(setup["int8"], work, setup["calibration"], samples=1, cache_dir=setup["root"] / "cache", progress=False)
 
 
 @pytest.mark.skipif(tensorrt_installed(), reason="TensorRT is installed: the next test runs it")
@@ -192,8 +221,16 @@ def test_debug_precision_run_without_tensorrt_says_so(setup, tmp_path, capsys):
 @pytest.mark.skipif(not tensorrt_installed(), reason="TensorRT is not installed")
 def test_debug_precision_runs_on_tensorrt(setup, tmp_path):  # pragma: no cover - needs a GPU with TensorRT 10
     work = tmp_path / "debug"
-    prepare(setup["int8"], work, setup["calibration"], samples=2, cache_dir=setup["root"] / "cache",
-            reference_model=setup["fp32"], min_ssim=0.9, progress=False)
+    prepare(
+        setup["int8"],
+        work,
+        setup["calibration"],
+        samples=2,
+        cache_dir=setup["root"] / "cache",
+        reference_model=setup["fp32"],
+        min_ssim=0.9,
+        progress=False,
+    )
     assert main(["run", "--workdir", str(work)]) == 0
     passed, mean = check(work, engine=work / "polygraphy_debug.engine", min_ssim=0.9)
     assert 0 < mean <= 1

@@ -151,9 +151,12 @@ def test_a_uniform_12px_blur_through_the_pyramid_beats_the_clipped_path():
     truth = make_scene(192, 256, seed=0)
     radius = np.full(truth.shape[:2], 12.0, np.float32)
     blurry = blur_large(truth, radius)
-    np.testing.assert_array_equal(blurry[96:98, 128:130], cv2.filter2D(truth.astype(np.float32), -1, disk_kernel(12.0),
-                                                                     borderType=cv2.BORDER_REPLICATE)[96:98, 128:130]
-                                  .round().astype(np.uint8))
+    np.testing.assert_array_equal(
+        blurry[96:98, 128:130],
+        cv2.filter2D(truth.astype(np.float32), -1, disk_kernel(12.0), borderType=cv2.BORDER_REPLICATE)[96:98, 128:130]
+        .round()
+        .astype(np.uint8),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         clipped = Deblurrer(tile=None, max_radius_px=6.0, threads=1).deblur(blurry, radius)

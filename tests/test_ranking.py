@@ -52,9 +52,21 @@ def counted_sweeps(monkeypatch):
 
 def run(model, out, images, cache, **kwargs):
     settings = SetSettings("calibration", str(images), split_seed=0, seed=3, size=TILE, halo=HALO)
-    return calibrate(model, out, "int8", calibration=settings, samples=3, int8=Int8Settings("minmax"),
-                     cache_dir=cache, progress=False, keep_fp16=kwargs.pop("keep_fp16", "auto"),
-                     target_ssim=kwargs.pop("target_ssim", 0.999), eval_samples=2, threads=1, **kwargs)
+    return calibrate(
+        model,
+        out,
+        "int8",
+        calibration=settings,
+        samples=3,
+        int8=Int8Settings("minmax"),
+        cache_dir=cache,
+        progress=False,
+        keep_fp16=kwargs.pop("keep_fp16", "auto"),
+        target_ssim=kwargs.pop("target_ssim", 0.999),
+        eval_samples=2,
+        threads=1,
+        **kwargs,
+    )
 
 
 def test_weights_hash_ignores_metadata_and_storage_but_not_values():
@@ -80,8 +92,12 @@ def test_first_run_measures_and_stores_the_next_reuses(tiny_onnx_model, images, 
 
     second = run(tiny_onnx_model, tmp_path / "b.onnx", images, cache)
     assert len(counted_sweeps) == 1  # no second sweep
-    assert second["ranking"] == {"layers": first["ranking"]["layers"], "reused": True, "source": str(beside),
-                                 "weights_sha256": sha}
+    assert second["ranking"] == {
+        "layers": first["ranking"]["layers"],
+        "reused": True,
+        "source": str(beside),
+        "weights_sha256": sha,
+    }
     assert "sensitivity" not in second
     assert second["mixed"]["layers"] == first["mixed"]["layers"]  # the same graph, from the same ranking
     assert second["mixed"]["ssim"] >= 0.999 or second["mixed"]["layers"]  # the target is still searched
@@ -91,8 +107,7 @@ def test_first_run_measures_and_stores_the_next_reuses(tiny_onnx_model, images, 
     assert set(by_count["mixed"]["layers"]) == set(first["ranking"]["layers"][:2])
 
 
-def test_sensitivity_flag_and_other_weights_measure_again(tiny_onnx_model, images, tmp_path, counted_sweeps,
-                                                          capsys):
+def test_sensitivity_flag_and_other_weights_measure_again(tiny_onnx_model, images, tmp_path, counted_sweeps, capsys):
     cache = tmp_path / "cache"
     run(tiny_onnx_model, tmp_path / "a.onnx", images, cache)
     assert len(counted_sweeps) == 1
@@ -106,19 +121,49 @@ def test_sensitivity_flag_and_other_weights_measure_again(tiny_onnx_model, image
     assert json.loads(path_beside(tiny_onnx_model).read_text())["weights_sha256"] == new_sha
 
     # The CLI says which stage it is in, one line each, on stderr (also in a pipe).
-    code = main(["--precision", "int8", "--onnx", str(tiny_onnx_model), "--out", str(tmp_path / "d.onnx"),
-                 "--images", str(images), "--samples", "3", "--tile", str(TILE), "--halo", str(HALO),
-                 "--seed", "3", "--method", "minmax", "--cache", str(cache), "--eval-samples", "2",
-                 "--threads", "1"])
+    code = main(
+        [
+            "--precision",
+            "int8",
+            "--onnx",
+            str(tiny_onnx_model),
+            "--out",
+            str(tmp_path / "d.onnx"),
+            "--images",
+            str(images),
+            "--samples",
+            "3",
+            "--tile",
+            str(TILE),
+            "--halo",
+            str(HALO),
+            "--seed",
+            "3",
+            "--method",
+            "minmax",
+            "--cache",
+            str(cache),
+            "--eval-samples",
+            "2",
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 0 and len(counted_sweeps) == 3
     err = capsys.readouterr().err
-    for stage in ("calibration set:", "quantizing", "reusing the stored sensitivity ranking",
-                  "choosing the float16 layers", "done in"):
+    for stage in (
+        "calibration set:",
+        "quantizing",
+        "reusing the stored sensitivity ranking",
+        "choosing the float16 layers",
+        "done in",
+    ):
         assert f"] {stage}" in err
 
 
-def test_uint8_io_export_of_the_same_weights_reuses_the_cached_ranking(tiny_onnx_model, images, tmp_path,
-                                                                       counted_sweeps):
+def test_uint8_io_export_of_the_same_weights_reuses_the_cached_ranking(
+    tiny_onnx_model, images, tmp_path, counted_sweeps
+):
     from export.io_wrap import wrap_uint8_io
 
     cache = tmp_path / "cache"
@@ -150,6 +195,8 @@ def test_the_bundled_model_ships_its_ranking():
     model = onnx.load(str(BUNDLED_MODEL_PATH))
     layers = weighted_layers(model)
     stored = load_ranking([path], weights_sha256(model), layers)
-    assert stored is not None, (f"{path} is missing or was measured on other weights: rerun `svbr calibrate "
-                                "--precision int8 --onnx runtime/models/svbrnet.onnx --images DIR --sensitivity`")
+    assert stored is not None, (
+        f"{path} is missing or was measured on other weights: rerun `svbr calibrate "
+        "--precision int8 --onnx runtime/models/svbrnet.onnx --images DIR --sensitivity`"
+    )
     assert len(stored.layers) == len(layers) == 76

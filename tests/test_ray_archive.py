@@ -88,15 +88,44 @@ def archive(tmp_path_factory):
     for name in names:
         shutil.copy2(images / name, clean / name)
     reference = root / "reference"
-    code = cli.main([str(clean), "--blur-map", str(maps), "--map-scale", "0.01", "-o", f"{reference}/",
-                     "--backend", BACKEND, "--tile", TILE, "-q"])
+    code = cli.main(
+        [
+            str(clean),
+            "--blur-map",
+            str(maps),
+            "--map-scale",
+            "0.01",
+            "-o",
+            f"{reference}/",
+            "--backend",
+            BACKEND,
+            "--tile",
+            TILE,
+            "-q",
+        ]
+    )
     assert code == 0
     return {"images": images, "maps": maps, "names": names, "reference": reference}
 
 
 def ray_cli(archive: dict, output: Path, capsys) -> tuple[int, dict, str]:
-    code = cli.main([str(archive["images"]), "--blur-map", str(archive["maps"]), "--map-scale", "0.01",
-                     "-o", str(output), "--backend", BACKEND, "--tile", TILE, "-q", "--ray"])
+    code = cli.main(
+        [
+            str(archive["images"]),
+            "--blur-map",
+            str(archive["maps"]),
+            "--map-scale",
+            "0.01",
+            "-o",
+            str(output),
+            "--backend",
+            BACKEND,
+            "--tile",
+            TILE,
+            "-q",
+            "--ray",
+        ]
+    )
     captured = capsys.readouterr()
     return code, json.loads((output / SUMMARY_NAME).read_text()), captured.out + captured.err
 
@@ -146,8 +175,10 @@ def test_estimated_maps_equal_folder_mode(tmp_path):
     actor = DeblurActor(None, BACKEND, int(TILE), None, map_folder=None, map_scale=None, threads=1)
     output = tmp_path / "out"
     output.mkdir()
-    batch = {"input": np.array([str(p) for p in sorted(images.iterdir())]),
-             "output": np.array([str(output / p.name) for p in sorted(images.iterdir())])}
+    batch = {
+        "input": np.array([str(p) for p in sorted(images.iterdir())]),
+        "output": np.array([str(output / p.name) for p in sorted(images.iterdir())]),
+    }
     records = actor(batch)
     assert records["status"] == ["ok"] * 3, records
     for k in range(3):
@@ -166,8 +197,12 @@ def test_actor_reports_a_bad_file_and_goes_on(tmp_path):
     np.save(maps / "bad.npy", np.ones((HEIGHT, WIDTH), np.float32))
     np.save(maps / "good.npy", np.ones((HEIGHT + 1, WIDTH), np.float32))  # wrong size: a failure too
     actor = DeblurActor(None, BACKEND, None, None, map_folder=str(maps), map_scale=None, threads=1)
-    records = actor({"input": np.array([str(bad), str(good)]),
-                     "output": np.array([str(tmp_path / "out" / "bad.jpg"), str(tmp_path / "out" / "good.png")])})
+    records = actor(
+        {
+            "input": np.array([str(bad), str(good)]),
+            "output": np.array([str(tmp_path / "out" / "bad.jpg"), str(tmp_path / "out" / "good.png")]),
+        }
+    )
     assert records["status"] == ["failed", "failed"]
     assert "cannot read" in records["error"][0]
     assert "blur map" in records["error"][1] and "64×49" in records["error"][1]
@@ -204,8 +239,14 @@ def test_without_ray_a_clear_error_and_runtime_never_imports_ray(tmp_path):
         print("NO-RAY-OK")
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "NO-RAY-OK" in result.stdout
     assert "svbr deblur --ray needs Ray: pip install 'svbr-net[scale]'" in result.stderr
@@ -225,6 +266,11 @@ def test_a_ray_run_leaves_the_signal_handlers_as_it_found_them(tmp_path):
         assert summary["counts"]["ok"] == 1, summary
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, signal.getsignal(signal.SIGTERM)
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                            cwd=Path(__file__).resolve().parent.parent)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -124,9 +124,10 @@ def test_cli_registers_eval_real():
     assert svbr_cli.COMMANDS["eval-real"][0] == "benchmarks.real"
 
 
-@pytest.mark.skipif(not real.list_scenes(real.resolve_data_dir()),
-                    reason=f"no Pixel 4 data in {real.resolve_data_dir()} "
-                           "(python -m benchmarks.real --extract-from GITDIR)")
+@pytest.mark.skipif(
+    not real.list_scenes(real.resolve_data_dir()),
+    reason=f"no Pixel 4 data in {real.resolve_data_dir()} (python -m benchmarks.real --extract-from GITDIR)",
+)
 def test_benchmark_on_two_scenes(tmp_path):
     assert real.main(["--limit", "2", "--output", str(tmp_path), "--grid", "2", "-q"]) == 0
     report = json.loads((tmp_path / "real.json").read_text())

@@ -13,10 +13,17 @@ def two_layer_graph() -> onnx.ModelProto:
     """image 1×3×H×W → Conv 3→8, 3×3, stride 2 → ConvTranspose 8→4, 2×2, stride 2 → 1×4×H×W."""
     conv_w = numpy_helper.from_array(np.zeros((8, 3, 3, 3), np.float32), "conv_w")
     up_w = numpy_helper.from_array(np.zeros((8, 4, 2, 2), np.float32), "up_w")
-    nodes = [helper.make_node("Conv", ["image", "conv_w"], ["half"], name="down", strides=[2, 2], pads=[1, 1, 1, 1]),
-             helper.make_node("ConvTranspose", ["half", "up_w"], ["out"], name="up", strides=[2, 2])]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], [conv_w, up_w])
+    nodes = [
+        helper.make_node("Conv", ["image", "conv_w"], ["half"], name="down", strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("ConvTranspose", ["half", "up_w"], ["out"], name="up", strides=[2, 2]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        [conv_w, up_w],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -52,14 +59,26 @@ def test_cli_writes_the_tables(tmp_path, capsys):
 def test_precision_table_joins_validation_and_latency_by_model_path(tmp_path):
     from benchmarks.precision_table import join, markdown
 
-    validate = {"blurry_input": {"psnr_mean_db": 24.0, "ssim_mean": 0.7},
-                "models": [{"model": str(tmp_path / "a.onnx"), "precision": "int8", "passed": True,
-                            "vs_pytorch": {"ssim_mean": 0.99, "ssim_min": 0.97},
-                            "vs_ground_truth": {"psnr_mean_db": 26.5, "ssim_mean": 0.79}}]}
-    latency = {"models": {"fp32": str(tmp_path / "b.onnx"), "int8": str(tmp_path / "x" / ".." / "a.onnx")},
-               "results": [{"model": "numpy normalisation alone", "size": "8x8", "p50_ms": 1.0},
-                           {"model": "fp32", "size": "8x8", "p50_ms": 100.0, "ratio_vs_first": 1.0},
-                           {"model": "int8", "size": "8x8", "p50_ms": 50.0, "ratio_vs_first": 2.0}]}
+    validate = {
+        "blurry_input": {"psnr_mean_db": 24.0, "ssim_mean": 0.7},
+        "models": [
+            {
+                "model": str(tmp_path / "a.onnx"),
+                "precision": "int8",
+                "passed": True,
+                "vs_pytorch": {"ssim_mean": 0.99, "ssim_min": 0.97},
+                "vs_ground_truth": {"psnr_mean_db": 26.5, "ssim_mean": 0.79},
+            }
+        ],
+    }
+    latency = {
+        "models": {"fp32": str(tmp_path / "b.onnx"), "int8": str(tmp_path / "x" / ".." / "a.onnx")},
+        "results": [
+            {"model": "numpy normalisation alone", "size": "8x8", "p50_ms": 1.0},
+            {"model": "fp32", "size": "8x8", "p50_ms": 100.0, "ratio_vs_first": 1.0},
+            {"model": "int8", "size": "8x8", "p50_ms": 50.0, "ratio_vs_first": 2.0},
+        ],
+    }
     rows = join(validate, latency, "8x8")
     assert [r["label"] for r in rows] == ["fp32", "int8"]
     assert rows[0]["ssim_vs_pytorch"] is None

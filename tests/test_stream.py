@@ -54,13 +54,26 @@ def no_threads_left():
 # --- URIs ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, kind", [
-    ("clip.mp4", "video"), ("file:///data/clip.mkv", "video"), ("photo.png", "images"),
-    ("frames/*.png", "images"), ("frames/img_%06d.png", "images"), ("frames/", "images"),
-    ("/dev/video0", "v4l2"), ("v4l2:///dev/video1", "v4l2"), ("rtsp://cam.local:554/s", "network"),
-    ("https://host/live.m3u8", "network"), ("udp://127.0.0.1:5004", "network"), ("tcp://h:1", "network"),
-    ("gst:videotestsrc ! appsink", "gst"), ("csi://0", "csi"), ("testsrc://?size=32x16&fps=5&live=1", "test"),
-])
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("clip.mp4", "video"),
+        ("file:///data/clip.mkv", "video"),
+        ("photo.png", "images"),
+        ("frames/*.png", "images"),
+        ("frames/img_%06d.png", "images"),
+        ("frames/", "images"),
+        ("/dev/video0", "v4l2"),
+        ("v4l2:///dev/video1", "v4l2"),
+        ("rtsp://cam.local:554/s", "network"),
+        ("https://host/live.m3u8", "network"),
+        ("udp://127.0.0.1:5004", "network"),
+        ("tcp://h:1", "network"),
+        ("gst:videotestsrc ! appsink", "gst"),
+        ("csi://0", "csi"),
+        ("testsrc://?size=32x16&fps=5&live=1", "test"),
+    ],
+)
 def test_parse_source_table(name, kind):
     assert parse_source(name).kind == kind
 
@@ -70,7 +83,7 @@ def test_parse_source_details(tmp_path):
     assert parse_source("csi://0").is_live and parse_source("/dev/video0").is_live
     assert parse_source("testsrc://?live=1").is_live and not parse_source("testsrc://").is_live
     assert parse_source("v4l2://2").location == "/dev/video2"
-    assert parse_source(str(tmp_path)).kind == "images"   # an existing folder
+    assert parse_source(str(tmp_path)).kind == "images"  # an existing folder
     for bad in ("0", 0, "  3 ", "ftp2://x", "testsrc://?size=abc", "testsrc://?bogus=1", "gst:", "nothing_here"):
         with pytest.raises(UriError) as info:
             parse_source(bad)
@@ -78,10 +91,18 @@ def test_parse_source_details(tmp_path):
             assert "csi://" in str(info.value) and "/dev/video" in str(info.value)
 
 
-@pytest.mark.parametrize("name, kind", [
-    ("out.mkv", "video"), ("out.mp4", "video"), ("out.avi", "video"), ("out/%06d.png", "images"),
-    ("outdir/", "images"), ("null://", "null"), ("gst:theoraenc ! oggmux ! filesink location=x.ogg", "gst"),
-])
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("out.mkv", "video"),
+        ("out.mp4", "video"),
+        ("out.avi", "video"),
+        ("out/%06d.png", "images"),
+        ("outdir/", "images"),
+        ("null://", "null"),
+        ("gst:theoraenc ! oggmux ! filesink location=x.ogg", "gst"),
+    ],
+)
 def test_parse_sink_table(name, kind):
     assert parse_sink(name).kind == kind
 
@@ -223,17 +244,27 @@ def test_every_map_form(tmp_path):
     (tmp_path / "maps").mkdir()
     for i in range(4):
         cv2.imwrite(str(tmp_path / "maps" / f"m{i}.png"), np.full((h, w), 10 * i, np.uint16))
-    writer = cv2.VideoWriter(str(tmp_path / "maps.mkv"), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), 25, (w, h),
-                             [cv2.VIDEOWRITER_PROP_IS_COLOR, 0, cv2.VIDEOWRITER_PROP_DEPTH, cv2.CV_16U])
+    writer = cv2.VideoWriter(
+        str(tmp_path / "maps.mkv"),
+        cv2.CAP_FFMPEG,
+        cv2.VideoWriter_fourcc(*"FFV1"),
+        25,
+        (w, h),
+        [cv2.VIDEOWRITER_PROP_IS_COLOR, 0, cv2.VIDEOWRITER_PROP_DEPTH, cv2.CV_16U],
+    )
     for i in range(4):
         writer.write(np.full((h, w), 1000 * i + 7, np.uint16))
     writer.release()
     src = f"testsrc://?frames=4&size={w}x{h}"
     with identity_deblurrer() as d:
         for blur_map, expect in [
-            (3.0, [3.0] * 4), ("3", [3.0] * 4), (tmp_path / "static.npy", [2.0] * 4),
-            (tmp_path / "seq.npy", [0, 0.5, 1.0, 1.5]), (sequence, [0, 0.5, 1.0, 1.5]),
-            (str(tmp_path / "maps"), [0, 0.5, 1.0, 1.5]), (tmp_path / "maps.mkv", [0.007, 1.007, 2.007, 3.007]),
+            (3.0, [3.0] * 4),
+            ("3", [3.0] * 4),
+            (tmp_path / "static.npy", [2.0] * 4),
+            (tmp_path / "seq.npy", [0, 0.5, 1.0, 1.5]),
+            (sequence, [0, 0.5, 1.0, 1.5]),
+            (str(tmp_path / "maps"), [0, 0.5, 1.0, 1.5]),
+            (tmp_path / "maps.mkv", [0.007, 1.007, 2.007, 3.007]),
             (lambda frame: np.full(frame.image.shape[:2], frame.index / 4), [0, 0.25, 0.5, 0.75]),
             (9.0, [9.0] * 4),  # within the deblurrer's max_radius_px (48): the pyramid takes it
             (60.0, [48.0] * 4),  # clipped to the deblurrer's max_radius_px, as deblur does
@@ -259,11 +290,19 @@ def test_static_map_rescaled_with_radii_when_frames_are_resized(tmp_path):
     assert info.value.frame == 3 and "cam" in str(info.value)
 
 
-@pytest.mark.parametrize("blur_map, match", [
-    (np.full((24, 32), np.nan, np.float32), "NaN"), (np.full((24, 32), -1.0, np.float32), "negative"),
-    (np.zeros((10, 10), np.float32), "10×10"), (-2.0, ">= 0"), ("missing.npy", "not found"),
-    (np.zeros((2, 3, 4, 5)), "H×W or N×H×W"), (True, "bool"), (object(), "cannot use"),
-])
+@pytest.mark.parametrize(
+    "blur_map, match",
+    [
+        (np.full((24, 32), np.nan, np.float32), "NaN"),
+        (np.full((24, 32), -1.0, np.float32), "negative"),
+        (np.zeros((10, 10), np.float32), "10×10"),
+        (-2.0, ">= 0"),
+        ("missing.npy", "not found"),
+        (np.zeros((2, 3, 4, 5)), "H×W or N×H×W"),
+        (True, "bool"),
+        (object(), "cannot use"),
+    ],
+)
 def test_map_failures_are_typed(blur_map, match):
     with identity_deblurrer() as d:
         with pytest.raises(MapError, match=match):
@@ -392,8 +431,13 @@ def test_dead_sources_fail_before_threads_start(tmp_path):
     (tmp_path / "garbage.mp4").write_bytes(os.urandom(5000))
     (tmp_path / "empty").mkdir()
     with identity_deblurrer() as d:
-        for name, match in [(tmp_path / "missing.mp4", "not found"), (tmp_path / "garbage.mp4", "cannot open|decoded"),
-                            (tmp_path / "empty", "no images"), ("/dev/video99", "V4L2"), (0, "ambiguous")]:
+        for name, match in [
+            (tmp_path / "missing.mp4", "not found"),
+            (tmp_path / "garbage.mp4", "cannot open|decoded"),
+            (tmp_path / "empty", "no images"),
+            ("/dev/video99", "V4L2"),
+            (0, "ambiguous"),
+        ]:
             with pytest.raises(SourceError, match=match) as info:
                 d.stream(name, tmp_path / "o.mkv", blur_map=1.0)
             assert str(name) in str(info.value) or name == 0
@@ -449,10 +493,12 @@ def test_backend_error_names_the_frame_stops_threads_and_closes_the_sink(tmp_pat
 
 def test_garbage_frames_from_a_user_source_are_typed_errors(tmp_path):
     with identity_deblurrer() as d:
-        for frames, match in [([np.zeros((8, 8, 3), np.uint8), "oops"], "expected an H×W"),
-                              ([np.zeros((8, 8, 3), np.uint8), np.zeros((9, 8, 3), np.uint8)], "size changed"),
-                              ([np.zeros((8, 8, 3), np.float64)], "unusable frame"),
-                              ([np.zeros((8, 8, 2), np.uint8)], "unusable frame")]:
+        for frames, match in [
+            ([np.zeros((8, 8, 3), np.uint8), "oops"], "expected an H×W"),
+            ([np.zeros((8, 8, 3), np.uint8), np.zeros((9, 8, 3), np.uint8)], "size changed"),
+            ([np.zeros((8, 8, 3), np.float64)], "unusable frame"),
+            ([np.zeros((8, 8, 2), np.uint8)], "unusable frame"),
+        ]:
             with pytest.raises(SourceError, match=match):
                 d.stream(frames, None, blur_map=1.0)
 
@@ -533,9 +579,13 @@ def test_deblur_accepts_camera_formats():
     d = identity_deblurrer()
     rng = np.random.default_rng(0)
     radius = np.ones((12, 16), np.float32)
-    for image in (rng.integers(0, 256, (12, 16), dtype=np.uint8), rng.integers(0, 65536, (12, 16, 3), dtype=np.uint16),
-                  rng.integers(0, 256, (12, 16, 1), dtype=np.uint8), rng.integers(0, 256, (12, 16, 4), dtype=np.uint8),
-                  rng.random((12, 16), dtype=np.float32)):
+    for image in (
+        rng.integers(0, 256, (12, 16), dtype=np.uint8),
+        rng.integers(0, 65536, (12, 16, 3), dtype=np.uint16),
+        rng.integers(0, 256, (12, 16, 1), dtype=np.uint8),
+        rng.integers(0, 256, (12, 16, 4), dtype=np.uint8),
+        rng.random((12, 16), dtype=np.float32),
+    ):
         sharp = d.deblur(image, radius)
         assert sharp.shape == image.shape and sharp.dtype == image.dtype
         if image.dtype == np.float32:
@@ -547,8 +597,9 @@ def test_deblur_accepts_camera_formats():
 # --- GStreamer ----------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not HAS_GST, reason="gst-launch-1.0 not installed (apt-get install gstreamer1.0-tools "
-                    "gstreamer1.0-plugins-base)")
+@pytest.mark.skipif(
+    not HAS_GST, reason="gst-launch-1.0 not installed (apt-get install gstreamer1.0-tools gstreamer1.0-plugins-base)"
+)
 def test_real_gstreamer_source_and_sink(tmp_path):
     # width 66: BGR rows are padded to 68×3 bytes by GStreamer; SMPTE bars are vertical, so a wrong stride shears them
     source = "gst:videotestsrc num-buffers=20 ! video/x-raw,width=66,height=48,framerate=30/1 ! appsink"
@@ -558,8 +609,11 @@ def test_real_gstreamer_source_and_sink(tmp_path):
         top = results[0].sharp[:30]
         assert np.array_equal(top, np.broadcast_to(top[0], top.shape))
         out = tmp_path / "o.ogg"
-        stats = d.stream("testsrc://?frames=12&size=66x48", f"gst:videoconvert ! theoraenc ! oggmux ! "
-                         f"filesink location={out}", blur_map=1.0)
+        stats = d.stream(
+            "testsrc://?frames=12&size=66x48",
+            f"gst:videoconvert ! theoraenc ! oggmux ! filesink location={out}",
+            blur_map=1.0,
+        )
     assert stats.written == 12 and len(read_video(out)) == 12
     with pytest.raises(SourceError, match='no element "nosuchelement"'):
         run_stream(identity_deblurrer(), "gst:nosuchelement ! appsink", None, blur_map=1.0)
@@ -580,8 +634,10 @@ def test_gst_without_gstreamer_is_a_clear_error(monkeypatch):
 
 
 def test_stream_errors_share_a_base():
-    assert all(issubclass(e, StreamError) and issubclass(e, RuntimeError)
-               for e in (SourceError, SinkError, MapError, DeblurError))
+    assert all(
+        issubclass(e, StreamError) and issubclass(e, RuntimeError)
+        for e in (SourceError, SinkError, MapError, DeblurError)
+    )
 
 
 def test_h264_without_pyav_names_the_fix(tmp_path, monkeypatch):
@@ -613,8 +669,9 @@ def test_h264_output_through_pyav(tmp_path):
 def test_h264_keeps_source_timestamps_when_live_frames_drop(tmp_path):
     av = pytest.importorskip("av", reason="PyAV not installed (pip install 'svbr-net[video]')")
     with identity_deblurrer(delay_s=0.05) as d:
-        stats = d.stream("testsrc://?live=1&fps=30&frames=45&size=64x48", tmp_path / "o.mp4", blur_map=1.0,
-                         codec="h264")
+        stats = d.stream(
+            "testsrc://?live=1&fps=30&frames=45&size=64x48", tmp_path / "o.mp4", blur_map=1.0, codec="h264"
+        )
     assert stats.dropped > 0 and not stats.warnings
     with av.open(str(tmp_path / "o.mp4")) as container:
         pts = [float(f.pts * f.time_base) for f in container.decode(container.streams.video[0])]

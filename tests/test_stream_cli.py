@@ -24,8 +24,19 @@ needs_model = pytest.mark.skipif(not BUNDLED_MODEL_PATH.is_file(), reason="bundl
 @needs_model
 def test_cli_file_to_file_with_stats(tmp_path, capsys):
     write_video(tmp_path / "in.mkv", 4, size=(32, 24))
-    code = main([str(tmp_path / "in.mkv"), "-o", str(tmp_path / "out.mkv"), "--blur-map", "2.0", "--tile", "0",
-                 "--stats", str(tmp_path / "s.json")])
+    code = main(
+        [
+            str(tmp_path / "in.mkv"),
+            "-o",
+            str(tmp_path / "out.mkv"),
+            "--blur-map",
+            "2.0",
+            "--tile",
+            "0",
+            "--stats",
+            str(tmp_path / "s.json"),
+        ]
+    )
     assert code == 0
     stats = json.loads((tmp_path / "s.json").read_text())
     assert {"captured", "processed", "written", "dropped", "stages", "latency", "peak_queue", "fps"} <= set(stats)
@@ -35,18 +46,21 @@ def test_cli_file_to_file_with_stats(tmp_path, capsys):
 
 
 @needs_model
-@pytest.mark.parametrize("argv, code, message", [
-    (["0", "--blur-map", "1"], 2, "ambiguous"),
-    (["missing.mp4", "--blur-map", "1"], 2, "not found"),
-    (["testsrc://?frames=1", "-o", "out.xyz", "--blur-map", "1"], 2, "unknown output"),
-    (["testsrc://?frames=1", "--blur-map", "nope.npy"], 2, "blur map not found"),
-    (["testsrc://?frames=1", "--blur-map", "1", "--tile", "-1"], 2, "--tile"),
-    (["testsrc://?frames=1", "--blur-map", "-1"], 2, ">= 0"),
-    (["testsrc://?frames=1", "--blur-map", "1", "--strength", "3"], 2, "--strength"),
-    (["testsrc://?frames=1", "--blur-map", "1", "--max-radius", "2"], 2, "--max-radius"),
-    (["/dev/video99", "--blur-map", "1"], 1, "V4L2"),
-    (["testsrc://?frames=3&size=32x24", "--blur-map", "seq.npy", "--tile", "0"], 1, "ended at frame 2"),
-])
+@pytest.mark.parametrize(
+    "argv, code, message",
+    [
+        (["0", "--blur-map", "1"], 2, "ambiguous"),
+        (["missing.mp4", "--blur-map", "1"], 2, "not found"),
+        (["testsrc://?frames=1", "-o", "out.xyz", "--blur-map", "1"], 2, "unknown output"),
+        (["testsrc://?frames=1", "--blur-map", "nope.npy"], 2, "blur map not found"),
+        (["testsrc://?frames=1", "--blur-map", "1", "--tile", "-1"], 2, "--tile"),
+        (["testsrc://?frames=1", "--blur-map", "-1"], 2, ">= 0"),
+        (["testsrc://?frames=1", "--blur-map", "1", "--strength", "3"], 2, "--strength"),
+        (["testsrc://?frames=1", "--blur-map", "1", "--max-radius", "2"], 2, "--max-radius"),
+        (["/dev/video99", "--blur-map", "1"], 1, "V4L2"),
+        (["testsrc://?frames=3&size=32x24", "--blur-map", "seq.npy", "--tile", "0"], 1, "ended at frame 2"),
+    ],
+)
 def test_cli_exit_codes(tmp_path, monkeypatch, capsys, argv, code, message):
     import numpy as np
 
@@ -59,8 +73,21 @@ def test_cli_exit_codes(tmp_path, monkeypatch, capsys, argv, code, message):
 @needs_model
 def test_cli_strength_zero_and_large_radii(tmp_path, capsys):
     frames = write_video(tmp_path / "in.mkv", 2, size=(32, 24))
-    code = main([str(tmp_path / "in.mkv"), "-o", str(tmp_path / "out.mkv"), "--blur-map", "20", "--tile", "0",
-                 "--strength", "0", "--max-radius", "24"])
+    code = main(
+        [
+            str(tmp_path / "in.mkv"),
+            "-o",
+            str(tmp_path / "out.mkv"),
+            "--blur-map",
+            "20",
+            "--tile",
+            "0",
+            "--strength",
+            "0",
+            "--max-radius",
+            "24",
+        ]
+    )
     assert code == 0
     assert all((a == b).all() for a, b in zip(read_video(tmp_path / "out.mkv"), frames))  # strength 0: the input
     assert "clipped" not in capsys.readouterr().err  # 20 px is within --max-radius 24
@@ -75,11 +102,30 @@ def test_cli_bad_option_values_exit_2():
 @needs_model
 def test_cli_sigint_exits_130_with_a_readable_mkv(tmp_path):
     out, stats_path = tmp_path / "live.mkv", tmp_path / "s.json"
-    command = [sys.executable, "-m", "svbr_cli", "stream", "testsrc://?live=1&fps=20&size=32x24", "-o", str(out),
-               "--blur-map", "1.5", "--tile", "0", "--stats", str(stats_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "svbr_cli",
+        "stream",
+        "testsrc://?live=1&fps=20&size=32x24",
+        "-o",
+        str(out),
+        "--blur-map",
+        "1.5",
+        "--tile",
+        "0",
+        "--stats",
+        str(stats_path),
+    ]
     # start_new_session: the signal reaches only this process; SIGINT is explicitly handled by the CLI
-    proc = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
+    proc = subprocess.Popen(
+        command,
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        start_new_session=True,
+    )
     lines: list[str] = []
     started = threading.Event()
 
@@ -105,8 +151,25 @@ def test_cli_sigint_exits_130_with_a_readable_mkv(tmp_path):
 def test_stream_benchmark_runs_both_modes(tmp_path):
     from benchmarks import stream as bench
 
-    assert bench.main(["--backends", "onnxruntime-cpu", "--frames", "2", "--size", "32x24", "--repeats", "1",
-                       "--threads", "1", "--out", str(tmp_path)]) == 0
+    assert (
+        bench.main(
+            [
+                "--backends",
+                "onnxruntime-cpu",
+                "--frames",
+                "2",
+                "--size",
+                "32x24",
+                "--repeats",
+                "1",
+                "--threads",
+                "1",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "stream.json").read_text())
     assert [(r["mode"], r["frames"]) for r in report["results"]] == [("sequential", 2), ("pipelined", 2)]
     assert "| onnxruntime-cpu | pipelined | 1 | 2 |" in (tmp_path / "stream.md").read_text()

@@ -28,8 +28,16 @@ def images(draw):
     width = draw(st.integers(0, 20))
     layout = draw(st.sampled_from(["hw", "hw1", "hw2", "hw3", "hw4", "hw5", "1d", "4d"]))
     dtype = draw(st.sampled_from(DTYPES))
-    shape = {"hw": (height, width), "hw1": (height, width, 1), "hw2": (height, width, 2), "hw3": (height, width, 3),
-             "hw4": (height, width, 4), "hw5": (height, width, 5), "1d": (width,), "4d": (1, height, width, 3)}[layout]
+    shape = {
+        "hw": (height, width),
+        "hw1": (height, width, 1),
+        "hw2": (height, width, 2),
+        "hw3": (height, width, 3),
+        "hw4": (height, width, 4),
+        "hw5": (height, width, 5),
+        "1d": (width,),
+        "4d": (1, height, width, 3),
+    }[layout]
     rng = np.random.default_rng(draw(st.integers(0, 2**31)))
     if dtype == np.float32 or dtype == np.float64:
         image = rng.random(shape).astype(dtype)

@@ -35,7 +35,9 @@ def test_strength_zero_returns_the_input_exactly(random_onnx_model, uint8_model,
         np.testing.assert_array_equal(deblurrer.deblur(image, radius), image)
         np.testing.assert_array_equal(deblurrer.deblur(image, radius + 12), image)  # through the pyramid too
     as_float = image.astype(np.float32) / np.float32(255)
-    np.testing.assert_array_equal(Deblurrer(random_onnx_model, tile=None, strength=0).deblur(as_float, radius), as_float)
+    np.testing.assert_array_equal(
+        Deblurrer(random_onnx_model, tile=None, strength=0).deblur(as_float, radius), as_float
+    )
     deep = (image.astype(np.uint16) * 257)[..., 0]  # a 16-bit mono camera frame
     np.testing.assert_array_equal(Deblurrer(random_onnx_model, tile=None, strength=0).deblur(deep, radius), deep)
 
@@ -49,8 +51,9 @@ def test_strength_one_is_todays_path_bit_for_bit(random_onnx_model, inputs):
     general = deblurrer._deblur_levels(image, radius, "bgr", None, (0,))
     np.testing.assert_array_equal(general, today)
     as_float = image.astype(np.float32) / np.float32(255)
-    np.testing.assert_array_equal(deblurrer._deblur_levels(as_float, radius, "bgr", None, (0,)),
-                                  deblurrer.deblur(as_float, radius))
+    np.testing.assert_array_equal(
+        deblurrer._deblur_levels(as_float, radius, "bgr", None, (0,)), deblurrer.deblur(as_float, radius)
+    )
 
 
 @pytest.mark.parametrize("strength", [0.5, 1.5, 2.0])

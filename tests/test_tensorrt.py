@@ -40,7 +40,9 @@ def _tensorrt_importable() -> bool:
 
 TENSORRT = _tensorrt_importable()
 needs_tensorrt = pytest.mark.skipif(not TENSORRT, reason="tensorrt (with pycuda and a GPU) is not importable here")
-without_tensorrt = pytest.mark.skipif(TENSORRT, reason="TensorRT is installed: the missing-TensorRT path cannot be seen")
+without_tensorrt = pytest.mark.skipif(
+    TENSORRT, reason="TensorRT is installed: the missing-TensorRT path cannot be seen"
+)
 
 
 # --- optimisation profile ----------------------------------------------------------------------
@@ -57,7 +59,10 @@ def test_profile_rounds_like_the_tiler():
     # tile 510 and halo 83 are rounded up to 512 and 84 by plan_tiles, so the windows are 680 px.
     assert optimisation_profile(510, 83)[INPUT_IMAGE_NAME][2] == (1, 3, 680, 680)
     assert optimisation_profile(64, 0, max_batch=2, opt_batch=1)[INPUT_IMAGE_NAME] == (
-        (1, 3, 4, 4), (1, 3, 64, 64), (2, 3, 64, 64))
+        (1, 3, 4, 4),
+        (1, 3, 64, 64),
+        (2, 3, 64, 64),
+    )
 
 
 @pytest.mark.parametrize("tile,halo", [(512, HALO_PX), (256, 84), (100, 10)])
@@ -65,7 +70,9 @@ def test_every_window_of_every_photo_fits_the_profile(tile, halo):
     batch, (min_h, min_w), (max_h, max_w) = profile_limits(optimisation_profile(tile, halo, max_batch=3))
     assert batch == 3
     rng = np.random.default_rng(0)
-    sizes = [(1, 1), (5, 7), (tile, tile), (tile + 1, 3), (2000, 3000)] + [tuple(rng.integers(1, 1500, 2)) for _ in range(40)]
+    sizes = [(1, 1), (5, 7), (tile, tile), (tile + 1, 3), (2000, 3000)] + [
+        tuple(rng.integers(1, 1500, 2)) for _ in range(40)
+    ]
     for height, width in sizes:
         plan = plan_tiles(int(height), int(width), tile, halo)
         assert min_h <= plan.window_height <= max_h and min_w <= plan.window_width <= max_w, (height, width)
@@ -114,16 +121,30 @@ def test_engine_cache_key_covers_every_ingredient():
 def test_timing_cache_is_per_version_and_gpu(tmp_path):
     a = timing_cache_path(tmp_path, "10.3.0", "Orin", "8.7")
     assert a.parent == tmp_path and a.suffix == ".cache"
-    assert len({a, timing_cache_path(tmp_path, "10.4.0", "Orin", "8.7"),
-                timing_cache_path(tmp_path, "10.3.0", "NVIDIA RTX 4090", "8.9")}) == 3
+    assert (
+        len(
+            {
+                a,
+                timing_cache_path(tmp_path, "10.4.0", "Orin", "8.7"),
+                timing_cache_path(tmp_path, "10.3.0", "NVIDIA RTX 4090", "8.9"),
+            }
+        )
+        == 3
+    )
 
 
 # --- without TensorRT: one clear sentence, exit 2, no traceback -------------------------------------
 
 
 def _svbr(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "svbr_cli", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run(
+        [sys.executable, "-m", "svbr_cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 @without_tensorrt
@@ -148,9 +169,24 @@ def test_validate_with_tensorrt_backend_without_tensorrt(random_onnx_model, tmp_
     from test_calibration import make_images
 
     make_images(images)
-    result = _svbr("validate", "--models", str(random_onnx_model), "--backend", "tensorrt", "--checkpoint",
-                   str(checkpoint), "--images", str(images), "--samples", "1", "--size", "32",
-                   "--cache", str(tmp_path / "cache"), "-q")
+    result = _svbr(
+        "validate",
+        "--models",
+        str(random_onnx_model),
+        "--backend",
+        "tensorrt",
+        "--checkpoint",
+        str(checkpoint),
+        "--images",
+        str(images),
+        "--samples",
+        "1",
+        "--size",
+        "32",
+        "--cache",
+        str(tmp_path / "cache"),
+        "-q",
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].endswith(INSTALL_HINT)
@@ -180,8 +216,12 @@ def engine(random_onnx_model, tmp_path_factory):
     from runtime.tensorrt_build import build_engine
 
     folder = tmp_path_factory.mktemp("engines")
-    return build_engine(random_onnx_model, folder / "m.engine", profile=optimisation_profile(32, 16, max_batch=2),
-                        cache_dir=folder / "cache")
+    return build_engine(
+        random_onnx_model,
+        folder / "m.engine",
+        profile=optimisation_profile(32, 16, max_batch=2),
+        cache_dir=folder / "cache",
+    )
 
 
 @needs_tensorrt
@@ -189,8 +229,12 @@ def test_engine_build_is_cached(engine, random_onnx_model, tmp_path):
     from runtime.tensorrt_build import build_engine, read_engine_metadata
 
     assert engine.engine_path.is_file() and not engine.cache_hit
-    again = build_engine(random_onnx_model, tmp_path / "again.engine", profile=optimisation_profile(32, 16, max_batch=2),
-                         cache_dir=engine.engine_path.parent / "cache")
+    again = build_engine(
+        random_onnx_model,
+        tmp_path / "again.engine",
+        profile=optimisation_profile(32, 16, max_batch=2),
+        cache_dir=engine.engine_path.parent / "cache",
+    )
     assert again.cache_hit and again.key == engine.key
     assert again.engine_path.read_bytes() == engine.engine_path.read_bytes()
     metadata = read_engine_metadata(again.engine_path)
@@ -203,8 +247,10 @@ def test_tensorrt_backend_matches_onnxruntime(engine, random_onnx_model):
     from runtime.backends import create_backend
     from runtime.backends.compare import compare_runners
 
-    with create_backend("tensorrt", engine.engine_path) as trt_backend, \
-            create_backend("onnxruntime-cpu", random_onnx_model) as ort_backend:
+    with (
+        create_backend("tensorrt", engine.engine_path) as trt_backend,
+        create_backend("onnxruntime-cpu", random_onnx_model) as ort_backend,
+    ):
         assert trt_backend.preferred_batch_size == 2 and trt_backend.precision == "fp32"
         for _, comparison in compare_runners(ort_backend, trt_backend, [(1, 64, 64), (2, 48, 60), (1, 40, 64)]):
             assert comparison.max_abs < 2e-3, comparison
@@ -396,9 +442,13 @@ class _FakeContext:
 
     def execute_async_v3(self, stream_handle):
         assert stream_handle == _FakeCuda.Stream.HANDLE
-        feeds = {name: _FakeCuda.memory[self.addresses[name]].view(self.engine.get_tensor_dtype(name))
-                 [: int(np.prod(shape))].reshape(shape)
-                 for name, shape in self.shapes.items() if name != "sharp"}
+        feeds = {
+            name: _FakeCuda.memory[self.addresses[name]]
+            .view(self.engine.get_tensor_dtype(name))[: int(np.prod(shape))]
+            .reshape(shape)
+            for name, shape in self.shapes.items()
+            if name != "sharp"
+        }
         (sharp,) = self.engine.session.run(["sharp"], feeds)
         self.shapes["sharp"] = sharp.shape
         _FakeCuda.memory[self.addresses["sharp"]][: sharp.nbytes] = np.ascontiguousarray(sharp).view(np.uint8).ravel()
@@ -518,13 +568,24 @@ def test_build_and_run_glue_on_a_stand_in(fake_tensorrt, random_onnx_model, tmp_
     assert list((tmp_path / "cache").glob("timing-trt10-99-0-fake-fake-gpu-sm8-7.cache"))
     again = build_engine(random_onnx_model, tmp_path / "again.engine", profile=profile, cache_dir=tmp_path / "cache")
     assert again.cache_hit and _FakeTrt.Builder.builds == 1 and again.key == built.key
-    assert build_engine(random_onnx_model, tmp_path / "b.engine", profile=optimisation_profile(32, 16, 1),
-                        cache_dir=tmp_path / "cache").key != built.key
+    assert (
+        build_engine(
+            random_onnx_model,
+            tmp_path / "b.engine",
+            profile=optimisation_profile(32, 16, 1),
+            cache_dir=tmp_path / "cache",
+        ).key
+        != built.key
+    )
     assert find_cached_engine(random_onnx_model, tmp_path / "cache") is not None
 
     backend = TensorRTBackend(built.engine_path)
     assert (backend.name, backend.device, backend.precision, backend.preferred_batch_size) == (
-        "tensorrt", "cuda:0", "fp32", 2)
+        "tensorrt",
+        "cuda:0",
+        "fp32",
+        2,
+    )
     allocations = _FakeCuda.allocations
     with OnnxRuntimeBackend(random_onnx_model) as reference:
         for _, comparison in compare_runners(reference, backend, [(1, 64, 64), (2, 48, 60), (1, 40, 64)]):
@@ -549,8 +610,12 @@ def test_deblurrer_glue_on_a_stand_in(fake_tensorrt, random_onnx_model, tmp_path
     from runtime.backends.tensorrt_backend import TensorRTBackend
     from runtime.tensorrt_build import build_engine
 
-    built = build_engine(random_onnx_model, tmp_path / "m.engine", profile=optimisation_profile(32, 16, max_batch=2),
-                         cache_dir=tmp_path / "cache")
+    built = build_engine(
+        random_onnx_model,
+        tmp_path / "m.engine",
+        profile=optimisation_profile(32, 16, max_batch=2),
+        cache_dir=tmp_path / "cache",
+    )
     image = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
     blur_map = np.full((70, 90), 2.0, np.float32)
     with Deblurrer(model=random_onnx_model, backend="onnxruntime-cpu", tile=32, halo=16) as reference:

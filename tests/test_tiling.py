@@ -110,8 +110,9 @@ def test_windows_keep_dtype_and_progress_is_reported():
     window = extract_window(image, plan, plan.origins[0])
     assert window.dtype == np.uint8 and window.shape == (16, 16, 3)
     calls = []
-    identity = run_tiled([image], lambda w: w, tile=8, halo=4, batch_size=4,
-                         on_progress=lambda done, total: calls.append((done, total)))
+    identity = run_tiled(
+        [image], lambda w: w, tile=8, halo=4, batch_size=4, on_progress=lambda done, total: calls.append((done, total))
+    )
     np.testing.assert_array_equal(identity, image)
     assert calls[-1] == (len(plan), len(plan)) and len(calls) == -(-len(plan) // 4)
 

@@ -38,8 +38,14 @@ def test_importing_the_backend_imports_neither_torch_nor_training():
         assert not loaded, loaded
         print("OK")
     """)
-    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr
 
 
@@ -58,8 +64,14 @@ def test_is_available_is_false_where_torch_cannot_be_imported():
         assert TorchCudaBackend.is_available(device="cpu") is False
         print("OK")
     """)
-    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr
 
 
@@ -122,8 +134,11 @@ def test_registry_entry():
     if "torch-cuda" not in BACKENDS:
         pytest.skip("torch-cuda is not registered in runtime.backends yet")
     spec = BACKENDS["torch-cuda"]
-    assert (spec.module, spec.class_name, spec.options) == ("runtime.backends.torch_backend", "TorchCudaBackend",
-                                                              {"device": "cuda"})
+    assert (spec.module, spec.class_name, spec.options) == (
+        "runtime.backends.torch_backend",
+        "TorchCudaBackend",
+        {"device": "cuda"},
+    )
 
 
 def test_float32_skip_path_adds_the_correction_to_the_input(checkpoint, random_svbrnet):

@@ -35,10 +35,21 @@ def images(tmp_path_factory):
 
 def tiny_config(**changes) -> TrainConfig:
     config = TrainConfig(
-        name="tiny", sample_height=48, sample_width=48, patch_size=32, batch_size=4,
+        name="tiny",
+        sample_height=48,
+        sample_width=48,
+        patch_size=32,
+        batch_size=4,
         stages=(Stage("true_maps", 8, 0.0), Stage("estimated_maps", 4, 0.5)),
-        lr_schedule="cosine", learning_rate=3e-3, l1_weight=1.0, val_samples=1, val_every_steps=4,
-        checkpoint_every_steps=2, adam_warmup_steps=2, workers=0, seed=1,
+        lr_schedule="cosine",
+        learning_rate=3e-3,
+        l1_weight=1.0,
+        val_samples=1,
+        val_every_steps=4,
+        checkpoint_every_steps=2,
+        adam_warmup_steps=2,
+        workers=0,
+        seed=1,
     )
     return dataclasses.replace(config, **changes)
 
@@ -96,8 +107,14 @@ def test_resume_refuses_another_schedule(images, tmp_path):
     config = tiny_config(stages=(Stage("true_maps", 4, 0.0),))
     train(config, tmp_path / "run", images_dir=images, device="cpu", max_steps=2, quiet=True)
     with pytest.raises(ValueError, match="learning_rate"):
-        train(dataclasses.replace(config, learning_rate=1e-2), tmp_path / "run", images_dir=images,
-              device="cpu", resume=True, quiet=True)
+        train(
+            dataclasses.replace(config, learning_rate=1e-2),
+            tmp_path / "run",
+            images_dir=images,
+            device="cpu",
+            resume=True,
+            quiet=True,
+        )
 
 
 def test_schedule_changes_ignore_prose_and_new_settings():
@@ -160,9 +177,18 @@ def test_learning_curve_from_a_run(images, tmp_path):
 def test_learning_curve_shows_the_trained_weights_beside_their_average():
     from training.curve import to_markdown
 
-    records = [{"step": 500, "stage": "s", "lr": 1e-3, "val_true_psnr": 27.0, "val_true_ssim": 0.85},
-               {"step": 1000, "stage": "s", "lr": 1e-3, "val_true_psnr": 28.0, "val_true_ssim": 0.88,
-                "val_trained_true_psnr": 27.5, "val_trained_true_ssim": 0.87}]
+    records = [
+        {"step": 500, "stage": "s", "lr": 1e-3, "val_true_psnr": 27.0, "val_true_ssim": 0.85},
+        {
+            "step": 1000,
+            "stage": "s",
+            "lr": 1e-3,
+            "val_true_psnr": 28.0,
+            "val_true_ssim": 0.88,
+            "val_trained_true_psnr": 27.5,
+            "val_trained_true_ssim": 0.87,
+        },
+    ]
     table = to_markdown(records)
     assert "trained weights (not averaged)" in table.splitlines()[0]
     assert "| 500 | s | 1.0e-03 | 27.00 / 0.850 | (the same) |" in table
@@ -171,6 +197,7 @@ def test_learning_curve_shows_the_trained_weights_beside_their_average():
 
 def test_weight_average_follows_the_formula():
     from training.averaging import WeightAverage
+
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
     average = WeightAverage(model, decay=0.75)
     start = {k: v.clone() for k, v in model.state_dict().items()}
@@ -212,8 +239,9 @@ def test_a_run_with_a_weight_average_validates_keeps_and_resumes_it(images, tmp_
 def test_a_weight_average_can_start_in_a_running_schedule(images, tmp_path):
     """A run started without an average gains one on resume (from the current weights), noted in the metadata."""
     train(tiny_config(), tmp_path / "run", images_dir=images, device="cpu", max_steps=6, quiet=True)
-    state = train(tiny_config(ema_decay=0.5), tmp_path / "run", images_dir=images, device="cpu", resume=True,
-                  quiet=True)
+    state = train(
+        tiny_config(ema_decay=0.5), tmp_path / "run", images_dir=images, device="cpu", resume=True, quiet=True
+    )
     assert state.step == 12
     saved = torch.load(tmp_path / "run" / "resume.pt", weights_only=False)
     assert "ema" in saved
@@ -234,8 +262,14 @@ def test_the_real_config_fine_tunes_the_shipped_weights_on_camera_data():
 def test_best_score_is_the_mean_over_validation_sets_without_baselines():
     from training.train import best_score
 
-    record = {"val_true_psnr": 30.0, "val_noise5_psnr": 26.0, "val_blurry_psnr": 10.0,
-              "val_blurry_noise5_psnr": 5.0, "val_trained_true_psnr": 1.0, "val_true_ssim": 0.9}
+    record = {
+        "val_true_psnr": 30.0,
+        "val_noise5_psnr": 26.0,
+        "val_blurry_psnr": 10.0,
+        "val_blurry_noise5_psnr": 5.0,
+        "val_trained_true_psnr": 1.0,
+        "val_true_ssim": 0.9,
+    }
     assert best_score(record, "mean_psnr") == pytest.approx(28.0)
     assert best_score(record, "val_true_psnr") == 30.0
 
@@ -247,9 +281,15 @@ def test_a_fine_tune_starts_from_its_init_weights_and_validates_them_first(image
     torch.nn.init.normal_(start.image_branch.out[0].weight, std=0.01)
     start_path = tmp_path / "start.pt"
     save_checkpoint(start_path, start, {"step": 5})
-    config = tiny_config(stages=(Stage("camera", 4, 0.5),), init_weights=str(start_path), pipeline="camera",
-                         val_degradations=("noise2",), val_runtime_estimate=True, best_metric="mean_psnr",
-                         val_every_steps=4)
+    config = tiny_config(
+        stages=(Stage("camera", 4, 0.5),),
+        init_weights=str(start_path),
+        pipeline="camera",
+        val_degradations=("noise2",),
+        val_runtime_estimate=True,
+        best_metric="mean_psnr",
+        val_every_steps=4,
+    )
     state = train(config, tmp_path / "run", images_dir=images, device="cpu", quiet=True)
     assert [record["step"] for record in state.history] == [0, 4]
     first = state.history[0]

@@ -71,9 +71,10 @@ def test_deblurrer_feeds_uint8_windows_straight_through(random_onnx_model, uint8
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, (70, 92, 3), dtype=np.uint8)
     radius = rng.uniform(0, 7, (70, 92)).astype(np.float32)  # > 6 px: clipped (with a warning) in both
-    with Deblurrer(random_onnx_model, backend="onnxruntime-cpu", tile=tile, threads=1, max_radius_px=6) as reference, \
-            Deblurrer(uint8_models["bgr"], backend="onnxruntime-cpu", tile=tile, threads=1,
-                      max_radius_px=6) as wrapped:
+    with (
+        Deblurrer(random_onnx_model, backend="onnxruntime-cpu", tile=tile, threads=1, max_radius_px=6) as reference,
+        Deblurrer(uint8_models["bgr"], backend="onnxruntime-cpu", tile=tile, threads=1, max_radius_px=6) as wrapped,
+    ):
         assert wrapped.backend.io == "uint8" and wrapped.backend.io_channel_order == "bgr"
         for order in ("bgr", "rgb"):
             with pytest.warns(UserWarning, match="clipped"):
@@ -112,8 +113,15 @@ def test_calibrate_keeps_the_io_kind(random_onnx_model, uint8_models, tmp_path):
     """FP16 and INT8 of a uint8-I/O model: the same wrapper around the converted core (head kept float32)."""
     settings = SetSettings("calibration", str(_images(tmp_path / "sharp")), split_seed=0, seed=3, size=16, halo=8)
     fp16 = calibrate(uint8_models["rgb"], tmp_path / "fp16.onnx", "fp16", progress=False)
-    int8 = calibrate(uint8_models["rgb"], tmp_path / "int8.onnx", "int8", calibration=settings, samples=2,
-                     cache_dir=tmp_path / "cache", progress=False)
+    int8 = calibrate(
+        uint8_models["rgb"],
+        tmp_path / "int8.onnx",
+        "int8",
+        calibration=settings,
+        samples=2,
+        cache_dir=tmp_path / "cache",
+        progress=False,
+    )
     assert fp16["io"] == int8["io"] == "uint8" and int8["qdq_pairs"] == 148
     image = np.random.default_rng(2).integers(0, 256, (1, 32, 36, 3), dtype=np.uint8)
     radius = np.full((1, 32, 36), 2.0, np.float32)

@@ -34,16 +34,30 @@ def setup(random_svbrnet, tmp_path_factory):
     fp32 = export_onnx(random_svbrnet, root / "fp32.onnx", metadata=checkpoint_metadata(checkpoint, {}))
     images = make_images(root / "images")
     calibrate(fp32, root / "fp16.onnx", "fp16", progress=False)
-    calibrate(fp32, root / "int8.onnx", "int8", samples=3, cache_dir=root / "cache", progress=False,
-              calibration=SetSettings("calibration", str(images), size=16, halo=8))
-    return {"root": root, "checkpoint": checkpoint, "images": images,
-            "fp32": fp32, "fp16": root / "fp16.onnx", "int8": root / "int8.onnx"}
+    calibrate(
+        fp32,
+        root / "int8.onnx",
+        "int8",
+        samples=3,
+        cache_dir=root / "cache",
+        progress=False,
+        calibration=SetSettings("calibration", str(images), size=16, halo=8),
+    )
+    return {
+        "root": root,
+        "checkpoint": checkpoint,
+        "images": images,
+        "fp32": fp32,
+        "fp16": root / "fp16.onnx",
+        "int8": root / "int8.onnx",
+    }
 
 
 def torch_runner(model):
     def run(image, blur_map):
         with torch.inference_mode():
             return model(torch.from_numpy(image), torch.from_numpy(blur_map)).numpy()
+
     return run
 
 
@@ -63,10 +77,16 @@ def test_thresholds_are_the_issues():
 
 
 def test_validate_scores_every_model(setup, random_svbrnet):
-    samples = list(iterate_set(build_set(SetSettings("validation", str(setup["images"]), size=32), 3,
-                                         setup["root"] / "cache", progress=False)))
-    report = validate([setup["fp32"], setup["fp16"], setup["int8"]], torch_runner(random_svbrnet), samples,
-                      progress=False)
+    samples = list(
+        iterate_set(
+            build_set(
+                SetSettings("validation", str(setup["images"]), size=32), 3, setup["root"] / "cache", progress=False
+            )
+        )
+    )
+    report = validate(
+        [setup["fp32"], setup["fp16"], setup["int8"]], torch_runner(random_svbrnet), samples, progress=False
+    )
     assert report["samples"] == 3 and report["sample_size"] == [32, 32]
     assert set(report["reference"]) >= {"psnr_mean_db", "ssim_mean"}
     by_precision = {entry["precision"]: entry for entry in report["models"]}
@@ -87,9 +107,25 @@ def test_validate_scores_every_model(setup, random_svbrnet):
 
 def test_cli_writes_the_report(setup, tmp_path, capsys):
     out = tmp_path / "report.json"
-    code = main(["--models", f"{setup['fp32']},{setup['fp16']}", "--checkpoint", str(setup["checkpoint"]),
-                 "--images", str(setup["images"]), "--samples", "2", "--size", "32",
-                 "--cache", str(setup["root"] / "cache"), "--json", str(out), "-q"])
+    code = main(
+        [
+            "--models",
+            f"{setup['fp32']},{setup['fp16']}",
+            "--checkpoint",
+            str(setup["checkpoint"]),
+            "--images",
+            str(setup["images"]),
+            "--samples",
+            "2",
+            "--size",
+            "32",
+            "--cache",
+            str(setup["root"] / "cache"),
+            "--json",
+            str(out),
+            "-q",
+        ]
+    )
     assert code == 0
     table = capsys.readouterr().out
     assert "fp16.onnx" in table and "PyTorch (reference)" in table and "pass" in table
@@ -101,20 +137,46 @@ def test_cli_writes_the_report(setup, tmp_path, capsys):
 def test_cli_refuses_models_of_another_checkpoint(setup, tmp_path, capsys):
     other = tmp_path / "other.pt"
     save_checkpoint(other, SVBRNet(), {})
-    code = main(["--models", str(setup["fp16"]), "--checkpoint", str(other), "--images", str(setup["images"]),
-                 "--samples", "1", "--size", "32", "--cache", str(setup["root"] / "cache"), "-q"])
+    code = main(
+        [
+            "--models",
+            str(setup["fp16"]),
+            "--checkpoint",
+            str(other),
+            "--images",
+            str(setup["images"]),
+            "--samples",
+            "1",
+            "--size",
+            "32",
+            "--cache",
+            str(setup["root"] / "cache"),
+            "-q",
+        ]
+    )
     assert code == 2
     assert "exported from another checkpoint" in capsys.readouterr().err
 
 
 def test_cli_missing_files(setup, tmp_path, capsys):
-    code = main(["--models", str(tmp_path / "nope.onnx"), "--checkpoint", str(setup["checkpoint"]),
-                 "--images", str(setup["images"]), "-q"])
+    code = main(
+        [
+            "--models",
+            str(tmp_path / "nope.onnx"),
+            "--checkpoint",
+            str(setup["checkpoint"]),
+            "--images",
+            str(setup["images"]),
+            "-q",
+        ]
+    )
     assert code == 2 and "not found" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not PRETRAINED_PATH.is_file(), reason=f"bundled weights not trained yet ({PRETRAINED_PATH})")
-@pytest.mark.skipif(not SHARP_IMAGES.is_dir(), reason=f"sharp images not found at {SHARP_IMAGES} (set SVBR_SHARP_IMAGES)")
+@pytest.mark.skipif(
+    not SHARP_IMAGES.is_dir(), reason=f"sharp images not found at {SHARP_IMAGES} (set SVBR_SHARP_IMAGES)"
+)
 def test_bundled_model_meets_the_parity_thresholds(tmp_path, capsys):
     """The done-criterion: FP16 and INT8 of the bundled weights pass `svbr validate`.
 
@@ -125,15 +187,41 @@ def test_bundled_model_meets_the_parity_thresholds(tmp_path, capsys):
     from training.model import load_model
 
     model, training_metadata = load_model(PRETRAINED_PATH)
-    fp32 = export_onnx(model, tmp_path / "svbrnet.onnx", metadata=checkpoint_metadata(PRETRAINED_PATH, training_metadata))
+    fp32 = export_onnx(
+        model, tmp_path / "svbrnet.onnx", metadata=checkpoint_metadata(PRETRAINED_PATH, training_metadata)
+    )
     calibrate(fp32, tmp_path / "svbrnet_fp16.onnx", "fp16", progress=False)
     # keep_fp16="auto": `svbr calibrate --precision int8`'s default for TensorRT (all-INT8 fails on these weights).
-    calibrate(fp32, tmp_path / "svbrnet_int8.onnx", "int8", samples=8, cache_dir=tmp_path / "cache", progress=False,
-              calibration=SetSettings("calibration", str(SHARP_IMAGES.resolve()), size=128, max_image_side=256),
-              keep_fp16="auto", eval_samples=4)
+    calibrate(
+        fp32,
+        tmp_path / "svbrnet_int8.onnx",
+        "int8",
+        samples=8,
+        cache_dir=tmp_path / "cache",
+        progress=False,
+        calibration=SetSettings("calibration", str(SHARP_IMAGES.resolve()), size=128, max_image_side=256),
+        keep_fp16="auto",
+        eval_samples=4,
+    )
     models = ",".join(str(tmp_path / name) for name in ("svbrnet.onnx", "svbrnet_fp16.onnx", "svbrnet_int8.onnx"))
-    code = main(["--models", models, "--checkpoint", str(PRETRAINED_PATH), "--images", str(SHARP_IMAGES),
-                 "--samples", "8", "--size", "128", "--cache", str(tmp_path / "cache"),
-                 "--json", str(tmp_path / "parity.json"), "-q"])
+    code = main(
+        [
+            "--models",
+            models,
+            "--checkpoint",
+            str(PRETRAINED_PATH),
+            "--images",
+            str(SHARP_IMAGES),
+            "--samples",
+            "8",
+            "--size",
+            "128",
+            "--cache",
+            str(tmp_path / "cache"),
+            "--json",
+            str(tmp_path / "parity.json"),
+            "-q",
+        ]
+    )
     table = capsys.readouterr().out
     assert code == 0, table

@@ -147,8 +147,11 @@ def edge_mask(image_uint8_hw3: np.ndarray) -> np.ndarray:
     high = max(float(np.percentile(np.hypot(dx, dy), CANNY_HIGH_PERCENTILE)), CANNY_MIN_HIGH_THRESHOLD)
     # |Sobel| <= 4·255 on 0..255 input, so the int16 gradients Canny takes cannot overflow.
     edges = cv2.Canny(
-        np.rint(dx).astype(np.int16), np.rint(dy).astype(np.int16),
-        CANNY_LOW_FRACTION * high, high, L2gradient=True,
+        np.rint(dx).astype(np.int16),
+        np.rint(dy).astype(np.int16),
+        CANNY_LOW_FRACTION * high,
+        high,
+        L2gradient=True,
     )
     return edges > 0
 
@@ -158,8 +161,9 @@ def edge_mask(image_uint8_hw3: np.ndarray) -> np.ndarray:
 # shared with the runtime's blur-map estimator); it is imported above.
 
 
-def domain_transform_propagate(guide: np.ndarray, sparse: np.ndarray, mask: np.ndarray,
-                               sigma_s_px: float | None = None) -> np.ndarray:
+def domain_transform_propagate(
+    guide: np.ndarray, sparse: np.ndarray, mask: np.ndarray, sigma_s_px: float | None = None
+) -> np.ndarray:
     """Normalised convolution RF(s·mask) / RF(mask) with the recursive filter.
 
     Pixels the filter cannot reach (weight underflow, only possible across
@@ -236,11 +240,13 @@ def _inverse_3x3_planes(matrix: np.ndarray) -> np.ndarray:
     cofactor_ab = c * e - b * f
     cofactor_ac = b * e - c * d
     determinant = a * cofactor_aa + b * cofactor_ab + c * cofactor_ac
-    adjugate = np.stack([
-        np.stack([cofactor_aa, cofactor_ab, cofactor_ac]),
-        np.stack([cofactor_ab, a * f - c * c, b * c - a * e]),
-        np.stack([cofactor_ac, b * c - a * e, a * d - b * b]),
-    ])
+    adjugate = np.stack(
+        [
+            np.stack([cofactor_aa, cofactor_ab, cofactor_ac]),
+            np.stack([cofactor_ab, a * f - c * c, b * c - a * e]),
+            np.stack([cofactor_ac, b * c - a * e, a * d - b * b]),
+        ]
+    )
     return adjugate / determinant
 
 

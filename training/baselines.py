@@ -53,8 +53,7 @@ def wiener_deconvolve(image: np.ndarray, radius_px: float, regularisation: float
     return restored[pad:-pad, pad:-pad].reshape(image.shape)
 
 
-def layered_deconvolution(blurry_uint8: np.ndarray, radius_map_px: np.ndarray,
-                          regularisation: float) -> np.ndarray:
+def layered_deconvolution(blurry_uint8: np.ndarray, radius_map_px: np.ndarray, regularisation: float) -> np.ndarray:
     """Deblur with the map: per pixel, the Wiener deconvolution by its own (nearest) level.
 
     Args:
@@ -78,8 +77,10 @@ def layered_deconvolution(blurry_uint8: np.ndarray, radius_map_px: np.ndarray,
     return np.clip(np.rint(restored * 255.0), 0, 255).astype(np.uint8)
 
 
-def choose_regularisation(samples: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                          candidates: Sequence[float] = REGULARISATION_CANDIDATES) -> tuple[float, dict[float, float]]:
+def choose_regularisation(
+    samples: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    candidates: Sequence[float] = REGULARISATION_CANDIDATES,
+) -> tuple[float, dict[float, float]]:
     """Pick the regularisation with the best mean PSNR.
 
     Args:
@@ -92,7 +93,10 @@ def choose_regularisation(samples: Iterable[tuple[np.ndarray, np.ndarray, np.nda
     samples = list(samples)
     if not samples:
         raise ValueError("choose_regularisation needs at least one sample")
-    scores = {value: float(np.mean([psnr(sharp, layered_deconvolution(blurry, radius, value))
-                                    for blurry, radius, sharp in samples]))
-              for value in candidates}
+    scores = {
+        value: float(
+            np.mean([psnr(sharp, layered_deconvolution(blurry, radius, value)) for blurry, radius, sharp in samples])
+        )
+        for value in candidates
+    }
     return max(scores, key=scores.get), scores

@@ -80,8 +80,13 @@ def fit(x: np.ndarray, y: np.ndarray, seed: int, epochs: int = 12, hidden: int =
     targets = torch.tensor(y)
     order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
     held_out, train = order[:30000], order[30000:]
-    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden),
-                              torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], hidden),
+        torch.nn.ReLU(),
+        torch.nn.Linear(hidden, hidden),
+        torch.nn.ReLU(),
+        torch.nn.Linear(hidden, 1),
+    )
     optimiser = torch.optim.Adam(net.parameters(), 3e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, epochs)
     for epoch in range(epochs):
@@ -109,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=Path, default=Path("../shared/datasets/sharp-train"))
     parser.add_argument("--photos", type=int, default=60, help="training photos (default 60)")
     parser.add_argument("--seed", type=int, default=0)
-    add_output(parser, dest="out", type=Path, default=REGRESSOR_PATH, help="weights file (default: the bundled regressor)")
+    add_output(
+        parser, dest="out", type=Path, default=REGRESSOR_PATH, help="weights file (default: the bundled regressor)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)

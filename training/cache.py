@@ -129,8 +129,14 @@ def _make_samples(job: tuple[str, Path, int, SynthSettings, Path]) -> tuple[str,
         augmented = propagate(blurry, maps[k], method=method)
         target = out_dir / split / sample_name(image, k)
         tmp = target.with_name(target.stem + ".tmp.npz")
-        np.savez(tmp, sharp=sharp, blurry=blurry, true_map=maps[k].astype(np.float16),
-                 augmented_map=augmented.astype(np.float16), augment_method=method)
+        np.savez(
+            tmp,
+            sharp=sharp,
+            blurry=blurry,
+            true_map=maps[k].astype(np.float16),
+            augmented_map=augmented.astype(np.float16),
+            augment_method=method,
+        )
         tmp.replace(target)
     return str(image), len(todo), None
 
@@ -156,8 +162,9 @@ def _worker_pool(workers: int) -> Iterator[multiprocessing.pool.Pool | None]:
 SPLITS = ("train", "val")
 
 
-def synthesize(images_dir: Path, out_dir: Path, settings: SynthSettings, workers: int = 1,
-               splits: tuple[str, ...] = SPLITS) -> dict:
+def synthesize(
+    images_dir: Path, out_dir: Path, settings: SynthSettings, workers: int = 1, splits: tuple[str, ...] = SPLITS
+) -> dict:
     """Build (or complete) a cache, or only some of its splits; returns a summary dict.
 
     The split is always made over all the images; ``splits`` only chooses which
@@ -173,14 +180,17 @@ def synthesize(images_dir: Path, out_dir: Path, settings: SynthSettings, workers
     split = split_by_image(images, settings.seed)
     manifest_path = out_dir / "manifest.json"
     # Paths relative to the image folder, so the same folder reached another way matches.
-    manifest = {"settings": asdict(settings), "images_dir": str(images_dir),
-                "split": {name: [p.relative_to(images_dir).as_posix() for p in paths]
-                          for name, paths in split.items()}}
+    manifest = {
+        "settings": asdict(settings),
+        "images_dir": str(images_dir),
+        "split": {name: [p.relative_to(images_dir).as_posix() for p in paths] for name, paths in split.items()},
+    }
     if manifest_path.exists():
         previous = json.loads(manifest_path.read_text())
         if previous["settings"] != manifest["settings"] or previous["split"] != manifest["split"]:
-            raise ValueError(f"{out_dir} holds a cache made with other settings or images; "
-                             "use another -o/--output or delete it")
+            raise ValueError(
+                f"{out_dir} holds a cache made with other settings or images; use another -o/--output or delete it"
+            )
     for name in split:
         (out_dir / name).mkdir(parents=True, exist_ok=True)
     manifest_path.write_text(json.dumps(manifest, indent=1))
@@ -188,8 +198,12 @@ def synthesize(images_dir: Path, out_dir: Path, settings: SynthSettings, workers
     index_of = {p: i for i, p in enumerate(images)}
     expected = {name: len(paths) * settings.maps_per_image for name, paths in split.items()}
     counts = {name: len(list((out_dir / name).glob("*_m??.npz"))) for name in split}
-    jobs = [(name, p, index_of[p], settings, out_dir) for name, paths in split.items() for p in paths
-            if name in splits and counts[name] < expected[name]]  # a complete split needs no look at its images
+    jobs = [
+        (name, p, index_of[p], settings, out_dir)
+        for name, paths in split.items()
+        for p in paths
+        if name in splits and counts[name] < expected[name]
+    ]  # a complete split needs no look at its images
     written, failures, start = 0, [], time.perf_counter()
     with _worker_pool(workers) as pool:
         results = pool.imap_unordered(_make_samples, jobs) if pool else map(_make_samples, jobs)
@@ -200,7 +214,9 @@ def synthesize(images_dir: Path, out_dir: Path, settings: SynthSettings, workers
                 tqdm.write(f"skipped {image}: {error}", file=sys.stderr)
     seconds = time.perf_counter() - start
     return {
-        "images": len(images), "train_images": len(split["train"]), "val_images": len(split["val"]),
+        "images": len(images),
+        "train_images": len(split["train"]),
+        "val_images": len(split["val"]),
         "skipped_images": failures,
         "samples_written": written,
         "samples_total": {name: len(list((out_dir / name).glob("*_m??.npz"))) for name in split},
@@ -221,10 +237,13 @@ def list_samples(cache_dir: Path, split: str) -> list[Path]:
 
 def read_sample(path: Path) -> Sample:
     with np.load(path) as data:
-        return Sample(sharp=data["sharp"], blurry=data["blurry"],
-                      true_map=data["true_map"].astype(np.float32),
-                      augmented_map=data["augmented_map"].astype(np.float32),
-                      augment_method=str(data["augment_method"]))
+        return Sample(
+            sharp=data["sharp"],
+            blurry=data["blurry"],
+            true_map=data["true_map"].astype(np.float32),
+            augmented_map=data["augmented_map"].astype(np.float32),
+            augment_method=str(data["augment_method"]),
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,18 +251,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=Path, required=True, help="folder of sharp images")
     add_output(parser, dest="out", type=Path, required=True, help="cache directory to create or complete")
     add_size(parser, default=(340, 360), help="sample size, width x height (default 340x360)")
-    parser.add_argument("--maps-per-image", type=int, default=MAPS_PER_IMAGE,
-                        help=f"blur maps kept per image, spread over the families (default all {MAPS_PER_IMAGE})")
-    parser.add_argument("--workers", type=int, default=max(1, multiprocessing.cpu_count()),
-                        help="worker processes (default: one per core)")
+    parser.add_argument(
+        "--maps-per-image",
+        type=int,
+        default=MAPS_PER_IMAGE,
+        help=f"blur maps kept per image, spread over the families (default all {MAPS_PER_IMAGE})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=max(1, multiprocessing.cpu_count()),
+        help="worker processes (default: one per core)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the maps (default 0)")
-    parser.add_argument("--split", choices=("both", *SPLITS), default="both",
-                        help="which split gets samples (default both; `val` makes an evaluation cache)")
+    parser.add_argument(
+        "--split",
+        choices=("both", *SPLITS),
+        default="both",
+        help="which split gets samples (default both; `val` makes an evaluation cache)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.maps_per_image <= MAPS_PER_IMAGE:
         parser.error(f"--maps-per-image must be 1..{MAPS_PER_IMAGE}")
-    settings = SynthSettings(height=args.size[1], width=args.size[0], seed=args.seed,
-                             maps_per_image=args.maps_per_image)
+    settings = SynthSettings(
+        height=args.size[1], width=args.size[0], seed=args.seed, maps_per_image=args.maps_per_image
+    )
     try:
         splits = SPLITS if args.split == "both" else (args.split,)
         summary = synthesize(args.images, args.out, settings, workers=args.workers, splits=splits)

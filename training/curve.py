@@ -57,8 +57,11 @@ def sets_in(records: list[dict[str, Any]]) -> list[str]:
 
 def blurry_key(kind: str, metric: str) -> str:
     """The log key of the blurry input's own score on a set (the clean sets share ``val_blurry_*``)."""
-    return f"val_blurry_{metric}" if kind in ("true", "estimated", "runtime", "trained_true") \
+    return (
+        f"val_blurry_{metric}"
+        if kind in ("true", "estimated", "runtime", "trained_true")
         else f"val_blurry_{kind}_{metric}"
+    )
 
 
 def to_markdown(records: list[dict[str, Any]], every: int = 1) -> str:
@@ -67,8 +70,10 @@ def to_markdown(records: list[dict[str, Any]], every: int = 1) -> str:
     A last row gives the blurry input's own level on each set, where the log records it.
     """
     kinds = sets_in(records)
-    lines = ["| step | stage | learning rate | " + " | ".join(f"PSNR / SSIM, {VALIDATION_SETS[k]}" for k in kinds) + " |",
-             "| ---: | --- | ---: |" + " --- |" * len(kinds)]
+    lines = [
+        "| step | stage | learning rate | " + " | ".join(f"PSNR / SSIM, {VALIDATION_SETS[k]}" for k in kinds) + " |",
+        "| ---: | --- | ---: |" + " --- |" * len(kinds),
+    ]
     chosen = [r for i, r in enumerate(records) if i % every == every - 1 or i == len(records) - 1]
 
     def cell(record: dict[str, Any], psnr_key: str, ssim_key: str) -> str:
@@ -76,8 +81,9 @@ def to_markdown(records: list[dict[str, Any]], every: int = 1) -> str:
 
     for r in chosen:
         # Before a weight average starts, the trained weights are the ones scored.
-        cells = [cell(r, f"val_{k}_psnr", f"val_{k}_ssim") or ("(the same)" if k == "trained_true" else "")
-                 for k in kinds]
+        cells = [
+            cell(r, f"val_{k}_psnr", f"val_{k}_ssim") or ("(the same)" if k == "trained_true" else "") for k in kinds
+        ]
         lines.append(f"| {r['step']:,} | {r['stage']} | {r['lr']:.1e} | " + " | ".join(cells) + " |")
     last = records[-1]
     blurry = [cell(last, blurry_key(k, "psnr"), blurry_key(k, "ssim")) for k in kinds]
@@ -123,15 +129,19 @@ def plot(records: list[dict[str, Any]], out: Path, title: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="svbr curve", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", type=Path, default=RUNS_DIR / "cpu",
-                        help="run directory holding log.jsonl (default: %(default)s)")
-    add_output(parser, dest="out", type=Path, default=Path("reports/model"), help="output folder (default: %(default)s)")
+    parser.add_argument(
+        "--run", type=Path, default=RUNS_DIR / "cpu", help="run directory holding log.jsonl (default: %(default)s)"
+    )
+    add_output(
+        parser, dest="out", type=Path, default=Path("reports/model"), help="output folder (default: %(default)s)"
+    )
     parser.add_argument("--every", type=int, default=1, help="table: every N-th validation (default 1)")
     args = parser.parse_args(argv)
     try:
         records = read_log(args.run)
-        picture = plot(records, args.out / "learning_curve.png",
-                       f"SVBR-Net validation during training ({args.run.name} run)")
+        picture = plot(
+            records, args.out / "learning_curve.png", f"SVBR-Net validation during training ({args.run.name} run)"
+        )
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"svbr curve: error: {error}", file=sys.stderr)
         return 2

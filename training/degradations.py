@@ -91,13 +91,15 @@ def camera_ranges(overrides: dict[str, object] | None = None) -> CameraRanges:
     overrides = dict(overrides or {})
     unknown = set(overrides) - set(CameraRanges.__dataclass_fields__)
     if unknown:
-        raise ValueError(f"unknown camera_overrides {sorted(unknown)}; "
-                         f"known: {', '.join(CameraRanges.__dataclass_fields__)}")
+        raise ValueError(
+            f"unknown camera_overrides {sorted(unknown)}; known: {', '.join(CameraRanges.__dataclass_fields__)}"
+        )
     values = {key: tuple(value) if isinstance(value, list) else value for key, value in overrides.items()}
     ranges = replace(CAMERA_RANGES, **values)
     if not np.isclose(sum(ranges.psf_weights), 1.0) or not np.isclose(sum(ranges.noise_weights), 1.0):
         raise ValueError("camera_overrides: psf_weights and noise_weights must each sum to 1")
     return ranges
+
 
 #: Brooks et al. (2019): read-noise variance as a function of shot-noise variance.
 READ_NOISE_SLOPE, READ_NOISE_INTERCEPT, READ_NOISE_SPREAD = 2.18, 1.20, 0.26
@@ -126,8 +128,7 @@ def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
 def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
     """IEC 61966-2-1 encoding: linear light in [0, 1] → sRGB values in [0, 1], float32 (input clipped)."""
     linear = np.clip(np.asarray(linear, dtype=np.float32), 0.0, 1.0)
-    return np.where(linear <= 0.0031308, 12.92 * linear,
-                    1.055 * np.power(linear, 1 / 2.4) - 0.055).astype(np.float32)
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055).astype(np.float32)
 
 
 def quantise(srgb: np.ndarray) -> np.ndarray:
@@ -284,8 +285,9 @@ def defocus(linear: np.ndarray, radius_px: np.ndarray, shape: PsfShape) -> np.nd
     return result
 
 
-def composite_layer(background_blurred: np.ndarray, foreground: np.ndarray, alpha: np.ndarray,
-                    radius_px: float, shape: PsfShape) -> np.ndarray:
+def composite_layer(
+    background_blurred: np.ndarray, foreground: np.ndarray, alpha: np.ndarray, radius_px: float, shape: PsfShape
+) -> np.ndarray:
     """A foreground layer of one radius laid over an already rendered background ("over" with blurred α).
 
     The layer's premultiplied colour α·F and its coverage α are blurred by the same PSF, so a
@@ -331,15 +333,15 @@ def boost_highlights(linear: np.ndarray, threshold: float, gain: float) -> np.nd
     return np.where(bright, linear * gain, linear).astype(np.float32)
 
 
-def add_sensor_noise(linear: np.ndarray, shot_variance: float, read_variance: float,
-                     rng: np.random.Generator) -> np.ndarray:
+def add_sensor_noise(
+    linear: np.ndarray, shot_variance: float, read_variance: float, rng: np.random.Generator
+) -> np.ndarray:
     """Poisson–Gaussian sensor noise in linear light: y = x + N(0, λ_shot·x + λ_read), per channel."""
     variance = shot_variance * np.clip(linear, 0.0, None) + read_variance
     return (linear + rng.standard_normal(linear.shape).astype(np.float32) * np.sqrt(variance)).astype(np.float32)
 
 
-def add_srgb_noise(srgb_uint8: np.ndarray, sigma_levels: float, gray: bool,
-                   rng: np.random.Generator) -> np.ndarray:
+def add_srgb_noise(srgb_uint8: np.ndarray, sigma_levels: float, gray: bool, rng: np.random.Generator) -> np.ndarray:
     """Gaussian noise of ``sigma_levels`` (8-bit levels) on the delivered image, as left by an ISP."""
     shape = srgb_uint8.shape[:2] + ((1,) if gray else (srgb_uint8.shape[2],))
     noise = rng.standard_normal(shape).astype(np.float32) * sigma_levels
@@ -348,8 +350,9 @@ def add_srgb_noise(srgb_uint8: np.ndarray, sigma_levels: float, gray: bool,
 
 def jpeg(rgb_uint8: np.ndarray, quality: int) -> np.ndarray:
     """JPEG round trip at ``quality`` (OpenCV's encoder, 4:2:0); RGB in, RGB out."""
-    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(rgb_uint8[..., ::-1]),
-                               [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    ok, encoded = cv2.imencode(
+        ".jpg", np.ascontiguousarray(rgb_uint8[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    )
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1].copy()
@@ -390,30 +393,52 @@ def draw_camera(rng: np.random.Generator, photo_count: int, ranges: CameraRanges
     if rng.random() < ranges.layer_probability:
         count = int(rng.integers(ranges.layer_count[0], ranges.layer_count[1] + 1))
         layers = tuple(
-            Layer(photo_index=int(rng.integers(photo_count)),
-                  radius_px=0.0 if rng.random() < ranges.layer_in_focus_probability
-                  else float(RADIUS_LEVELS_PX[int(rng.integers(len(RADIUS_LEVELS_PX)))]),
-                  area=float(rng.uniform(*ranges.layer_area)), mask_seed=int(rng.integers(2**31)))
-            for _ in range(count))
+            Layer(
+                photo_index=int(rng.integers(photo_count)),
+                radius_px=0.0
+                if rng.random() < ranges.layer_in_focus_probability
+                else float(RADIUS_LEVELS_PX[int(rng.integers(len(RADIUS_LEVELS_PX)))]),
+                area=float(rng.uniform(*ranges.layer_area)),
+                mask_seed=int(rng.integers(2**31)),
+            )
+            for _ in range(count)
+        )
     highlight_gain = float(rng.uniform(*ranges.highlight_gain)) if rng.random() < ranges.highlight_probability else None
     noise_kind = int(rng.choice(3, p=np.asarray(ranges.noise_weights)))
     shot = read = sigma = None
     if noise_kind == 1:
         shot = float(np.exp(rng.uniform(*np.log(ranges.shot_variance))))
-        read = float(np.exp(READ_NOISE_SLOPE * np.log(shot) + READ_NOISE_INTERCEPT
-                            + rng.normal(0.0, READ_NOISE_SPREAD)))
+        read = float(
+            np.exp(READ_NOISE_SLOPE * np.log(shot) + READ_NOISE_INTERCEPT + rng.normal(0.0, READ_NOISE_SPREAD))
+        )
     elif noise_kind == 2:
         sigma = float(rng.uniform(*ranges.srgb_noise_sigma_levels))
     gray = bool(rng.random() < ranges.srgb_noise_gray_probability)
-    quality = (int(rng.integers(ranges.jpeg_quality[0], ranges.jpeg_quality[1] + 1))
-               if rng.random() < ranges.jpeg_probability else None)
-    return CameraPlan(psf=psf, layers=layers, highlight_gain=highlight_gain, shot_variance=shot,
-                      read_variance=read or 0.0, srgb_noise_sigma_levels=sigma, srgb_noise_gray=gray,
-                      jpeg_quality=quality, noise_seed=int(rng.integers(2**31)))
+    quality = (
+        int(rng.integers(ranges.jpeg_quality[0], ranges.jpeg_quality[1] + 1))
+        if rng.random() < ranges.jpeg_probability
+        else None
+    )
+    return CameraPlan(
+        psf=psf,
+        layers=layers,
+        highlight_gain=highlight_gain,
+        shot_variance=shot,
+        read_variance=read or 0.0,
+        srgb_noise_sigma_levels=sigma,
+        srgb_noise_gray=gray,
+        jpeg_quality=quality,
+        noise_seed=int(rng.integers(2**31)),
+    )
 
 
-def degrade(background_rgb: np.ndarray, radius_px: np.ndarray, plan: CameraPlan,
-            layer_rgb: tuple[np.ndarray, ...] = (), margin_px: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def degrade(
+    background_rgb: np.ndarray,
+    radius_px: np.ndarray,
+    plan: CameraPlan,
+    layer_rgb: tuple[np.ndarray, ...] = (),
+    margin_px: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render one camera-realistic sample.
 
     Args:

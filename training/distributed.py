@@ -129,8 +129,9 @@ def synchronise_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     for name, child in model.named_children():
         if type(child) is nn.BatchNorm2d:
-            replacement = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
-                                            child.track_running_stats, device=device)
+            replacement = GlobalBatchNorm2d(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats, device=device
+            )
             for key, value in [*child.named_parameters(recurse=False), *child.named_buffers(recurse=False)]:
                 setattr(replacement, key, value)
             replacement.train(child.training)
@@ -158,7 +159,6 @@ def mean_over_ranks(values: Sequence[float], world: World) -> float:
     """The mean of every rank's ``values`` together (each rank passes its own share)."""
     if world.size == 1:
         return float(sum(values) / len(values))
-    totals = torch.tensor([float(sum(values)), float(len(values))], dtype=torch.float64,
-                          device=_collective_device())
+    totals = torch.tensor([float(sum(values)), float(len(values))], dtype=torch.float64, device=_collective_device())
     dist.all_reduce(totals)
     return float(totals[0] / totals[1])

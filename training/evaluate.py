@@ -94,9 +94,14 @@ def tune_classical(cache: Path, count: int = TUNING_SAMPLES) -> tuple[float, dic
     return choose_regularisation((c.blurry, c.true_radius_px, c.sharp) for c in crops)
 
 
-def score_methods(files: list[Path], methods: dict[str, Method], quiet: bool = False,
-                  desc: str = "eval", map_kinds: tuple[str, ...] = ("true", "augmented"),
-                  degradations: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:
+def score_methods(
+    files: list[Path],
+    methods: dict[str, Method],
+    quiet: bool = False,
+    desc: str = "eval",
+    map_kinds: tuple[str, ...] = ("true", "augmented"),
+    degradations: tuple[str, ...] = (),
+) -> dict[str, dict[str, float]]:
     """Mean scores of every method on the given samples, with each kind of map in ``map_kinds``.
 
     Map kinds: ``"true"``, ``"augmented"`` (the sample's estimated-style map) and
@@ -140,13 +145,19 @@ def score_methods(files: list[Path], methods: dict[str, Method], quiet: bool = F
                 bucket = scores.setdefault(method, {})
                 bucket.setdefault(f"{name}_psnr", []).append(psnr(sample.sharp, output))
                 bucket.setdefault(f"{name}_ssim", []).append(ssim(sample.sharp, output))
-    means = {method: {key: float(np.mean(values)) for key, values in metrics.items()}
-             for method, metrics in scores.items()}
+    means = {
+        method: {key: float(np.mean(values)) for key, values in metrics.items()} for method, metrics in scores.items()
+    }
     return {**means, "skipped_blur_free": {"count": skipped}}
 
 
-def evaluate(cache: Path, model: SVBRNet, limit: int | None = None, quiet: bool = False,
-             degradations: tuple[str, ...] = tuple(VALIDATION_DEGRADATIONS)) -> dict[str, Any]:
+def evaluate(
+    cache: Path,
+    model: SVBRNet,
+    limit: int | None = None,
+    quiet: bool = False,
+    degradations: tuple[str, ...] = tuple(VALIDATION_DEGRADATIONS),
+) -> dict[str, Any]:
     regularisation, tuning_scores = tune_classical(cache)
     files = spread(list_samples(cache, "val"), limit)
     methods: dict[str, Method] = {
@@ -175,20 +186,28 @@ def to_markdown(report: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for method, m in report["methods"].items():
-        estimated = (f"{m['estimated_ssim']:.3f} / {m['estimated_psnr']:.2f}" if "estimated_ssim" in m else "")
-        lines.append(f"| {method} | {m['true_ssim']:.3f} / {m['true_psnr']:.2f} | "
-                     f"{m['augmented_ssim']:.3f} / {m['augmented_psnr']:.2f} | {estimated} | "
-                     f"{m['true_colour_shift']:.2f} |")
-    lines += ["", f"Classical baseline regularisation (chosen on the training split): "
-                  f"{report['classical_regularisation']:g}."]
+        estimated = f"{m['estimated_ssim']:.3f} / {m['estimated_psnr']:.2f}" if "estimated_ssim" in m else ""
+        lines.append(
+            f"| {method} | {m['true_ssim']:.3f} / {m['true_psnr']:.2f} | "
+            f"{m['augmented_ssim']:.3f} / {m['augmented_psnr']:.2f} | {estimated} | "
+            f"{m['true_colour_shift']:.2f} |"
+        )
+    lines += [
+        "",
+        f"Classical baseline regularisation (chosen on the training split): {report['classical_regularisation']:g}.",
+    ]
     degradations = list(report.get("degradations", {}))
     if degradations:
         titles = {"noise": "Gaussian noise σ = {:g} levels", "jpeg": "JPEG quality {:g}"}
         headers = [titles[kind].format(amount) for kind, amount in report["degradations"].values()]
-        lines += ["", "Robustness, true maps: the blurry image as delivered clean, with noise or compressed; "
-                      "mean SSIM / PSNR (dB).", "",
-                  "| method | clean | " + " | ".join(headers) + " |",
-                  "| --- " * (len(headers) + 2) + "|"]
+        lines += [
+            "",
+            "Robustness, true maps: the blurry image as delivered clean, with noise or compressed; "
+            "mean SSIM / PSNR (dB).",
+            "",
+            "| method | clean | " + " | ".join(headers) + " |",
+            "| --- " * (len(headers) + 2) + "|",
+        ]
         for method, m in report["methods"].items():
             cells = [f"{m['true_ssim']:.3f} / {m['true_psnr']:.2f}"]
             cells += [f"{m[f'{name}_ssim']:.3f} / {m[f'{name}_psnr']:.2f}" for name in degradations]
@@ -199,28 +218,49 @@ def to_markdown(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="svbr eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=Path, required=True, help="folder of sharp images (as given to svbr synth)")
-    parser.add_argument("--cache", type=Path, default=Path("cache/eval-val-360x340"),
-                        help="`svbr synth` cache of those images; its validation split is made or completed "
-                             "if needed (default: %(default)s)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("cache/eval-val-360x340"),
+        help="`svbr synth` cache of those images; its validation split is made or completed "
+        "if needed (default: %(default)s)",
+    )
     add_size(parser, default=(340, 360), help="sample size, width x height, if the cache is made (default 340x360)")
     parser.add_argument("--maps-per-image", type=int, default=1, help="maps per image if the cache is made")
     parser.add_argument("--seed", type=int, default=0)
-    add_model(parser, dest="checkpoint", aliases=("--checkpoint",), type=Path, default=PRETRAINED_PATH,
-                        help="SVBR-Net checkpoint (default: the bundled weights)")
+    add_model(
+        parser,
+        dest="checkpoint",
+        aliases=("--checkpoint",),
+        type=Path,
+        default=PRETRAINED_PATH,
+        help="SVBR-Net checkpoint (default: the bundled weights)",
+    )
     parser.add_argument("--limit", type=int, help="evaluate at most this many validation samples")
-    add_output(parser, dest="out", type=Path, default=Path("reports/model"),
-                        help="folder for eval.md and eval.json (default: %(default)s)")
+    add_output(
+        parser,
+        dest="out",
+        type=Path,
+        default=Path("reports/model"),
+        help="folder for eval.md and eval.json (default: %(default)s)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes if samples must be made")
-    parser.add_argument("--degradations", default=",".join(VALIDATION_DEGRADATIONS),
-                        help="comma-separated robustness columns (true maps, degraded blurry image; "
-                             f"known: {', '.join(VALIDATION_DEGRADATIONS)}; '' for none; default: %(default)s)")
+    parser.add_argument(
+        "--degradations",
+        default=",".join(VALIDATION_DEGRADATIONS),
+        help="comma-separated robustness columns (true maps, degraded blurry image; "
+        f"known: {', '.join(VALIDATION_DEGRADATIONS)}; '' for none; default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     try:
         # Only the validation split is needed (the baseline tunes on training photos, see tune_classical);
         # an existing cache keeps its own settings.
         manifest = args.cache / "manifest.json"
-        settings = (SynthSettings(**json.loads(manifest.read_text())["settings"]) if manifest.is_file()
-                    else SynthSettings(args.size[1], args.size[0], args.seed, args.maps_per_image))
+        settings = (
+            SynthSettings(**json.loads(manifest.read_text())["settings"])
+            if manifest.is_file()
+            else SynthSettings(args.size[1], args.size[0], args.seed, args.maps_per_image)
+        )
         synthesize(args.images, args.cache, settings, workers=args.workers, splits=("val",))
         model, metadata = load_model(args.checkpoint)
         degradations = tuple(name for name in args.degradations.split(",") if name)

@@ -57,9 +57,7 @@ class T3(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            T1(in_channels, out_channels), T1(out_channels, out_channels), nn.AvgPool2d(2, 2)
-        )
+        self.body = nn.Sequential(T1(in_channels, out_channels), T1(out_channels, out_channels), nn.AvgPool2d(2, 2))
         self.shortcut = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, 2, stride=2, bias=True),
             nn.BatchNorm2d(out_channels),
@@ -76,9 +74,7 @@ class T4(nn.Sequential):
         super().__init__(
             T1(in_channels, out_channels),
             T1(out_channels, out_channels),
-            nn.ConvTranspose2d(
-                out_channels, out_channels, 3, stride=2, padding=1, output_padding=1, bias=True
-            ),
+            nn.ConvTranspose2d(out_channels, out_channels, 3, stride=2, padding=1, output_padding=1, bias=True),
             T1(out_channels, out_channels),
             T1(out_channels, out_channels),
         )
@@ -247,9 +243,7 @@ def check_input_shapes(image_shape: tuple[int, ...], map_shape: tuple[int, ...])
         raise ValueError(f"image must be N×3×H×W, got shape {tuple(image_shape)}")
     n, _, height, width = image_shape
     if tuple(map_shape) != (n, 1, height, width):
-        raise ValueError(
-            f"blur_map must be N×1×H×W = {(n, 1, height, width)}, got {tuple(map_shape)}"
-        )
+        raise ValueError(f"blur_map must be N×1×H×W = {(n, 1, height, width)}, got {tuple(map_shape)}")
     if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
         raise ValueError(
             f"H and W must be multiples of {SIZE_MULTIPLE}, got {height}×{width}: pad the input "

@@ -62,7 +62,9 @@ CAMERA_AUGMENT_METHODS: tuple[str, ...] = (*AUGMENT_METHODS, "runtime")
 #: Fixed degradations of the delivered (blurry, uint8) validation images, by name: the issue's
 #: robustness measurements (Gaussian noise of σ 8-bit levels, JPEG of a quality).
 VALIDATION_DEGRADATIONS: dict[str, tuple[str, float]] = {
-    "noise2": ("noise", 2.0), "noise5": ("noise", 5.0), "jpeg80": ("jpeg", 80),
+    "noise2": ("noise", 2.0),
+    "noise5": ("noise", 5.0),
+    "jpeg80": ("jpeg", 80),
 }
 
 
@@ -81,8 +83,9 @@ def window_indices(size: int, start: int, length: int, margin: int) -> np.ndarra
     return np.clip(np.arange(start - margin, start + length + margin), 0, size - 1)
 
 
-def blur_window(sharp_rgb: np.ndarray, radius_px: np.ndarray, top: int, left: int,
-                height: int, width: int) -> np.ndarray:
+def blur_window(
+    sharp_rgb: np.ndarray, radius_px: np.ndarray, top: int, left: int, height: int, width: int
+) -> np.ndarray:
     """``blur(sharp_rgb, radius_px)[top:top+height, left:left+width]``, computed on the window only.
 
     Args:
@@ -143,8 +146,15 @@ class PhotoSet:
         camera_ranges: the camera pipeline's probabilities and ranges.
     """
 
-    def __init__(self, images_dir: Path, split: str, settings: SynthSettings, lazy: bool = False,
-                 pipeline: str = "paper", camera_ranges: CameraRanges = CAMERA_RANGES) -> None:
+    def __init__(
+        self,
+        images_dir: Path,
+        split: str,
+        settings: SynthSettings,
+        lazy: bool = False,
+        pipeline: str = "paper",
+        camera_ranges: CameraRanges = CAMERA_RANGES,
+    ) -> None:
         if pipeline not in PIPELINES:
             raise ValueError(f"pipeline must be one of {', '.join(PIPELINES)}, got {pipeline!r}")
         self.pipeline = pipeline
@@ -178,8 +188,9 @@ class PhotoSet:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def plan(self, rng: np.random.Generator, patch_size: int | None, estimated: bool,
-             photo_index: int | None = None) -> CropPlan:
+    def plan(
+        self, rng: np.random.Generator, patch_size: int | None, estimated: bool, photo_index: int | None = None
+    ) -> CropPlan:
         """Draw a random photo (or take the given one), map family and draw, crop and estimation method.
 
         Only the draws: rendering them (:meth:`render`) costs the blur and the
@@ -218,8 +229,9 @@ class PhotoSet:
             radius = runtime_estimate(blurry)
         elif plan.augment_method is not None:
             height, width = self.settings.height, self.settings.width
-            radius = propagate(blurry, true_crop, method=plan.augment_method,
-                               sigma_s_px=min(height, width) / DT_SIGMA_S_DIVISOR)
+            radius = propagate(
+                blurry, true_crop, method=plan.augment_method, sigma_s_px=min(height, width) / DT_SIGMA_S_DIVISOR
+            )
         return Crop(blurry, target, radius, true_crop)
 
     def _render_camera(self, plan: CropPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -233,8 +245,9 @@ class PhotoSet:
         radius = np.asarray(plan.true_map, dtype=np.float32)[cut]
         return degrade(self.photo(plan.photo_index)[cut], radius, plan.camera, layers, CAMERA_MARGIN_PX)
 
-    def draw(self, rng: np.random.Generator, patch_size: int | None, estimated: bool,
-             photo_index: int | None = None) -> Crop:
+    def draw(
+        self, rng: np.random.Generator, patch_size: int | None, estimated: bool, photo_index: int | None = None
+    ) -> Crop:
         """A random photo (or the given one), map family and draw, crop and (if ``estimated``) estimated map."""
         return self.render(self.plan(rng, patch_size, estimated, photo_index))
 
@@ -253,13 +266,22 @@ class OnTheFlyBatches(Dataset):
             the batch, crops ``rank·n … (rank+1)·n − 1`` with n = batch_size / world size.
     """
 
-    def __init__(self, photos: PhotoSet, patch_size: int | None, batch_size: int,
-                 augmented_fraction: float, seed: int, length: int, shard: tuple[int, int] = (0, 1)) -> None:
+    def __init__(
+        self,
+        photos: PhotoSet,
+        patch_size: int | None,
+        batch_size: int,
+        augmented_fraction: float,
+        seed: int,
+        length: int,
+        shard: tuple[int, int] = (0, 1),
+    ) -> None:
         if patch_size is not None and patch_size % SIZE_MULTIPLE:
             raise ValueError(f"patch_size must be a multiple of {SIZE_MULTIPLE}, got {patch_size}")
         if patch_size is not None and patch_size > min(photos.settings.height, photos.settings.width):
-            raise ValueError(f"patch_size {patch_size} exceeds the sample size "
-                             f"{photos.settings.height}×{photos.settings.width}")
+            raise ValueError(
+                f"patch_size {patch_size} exceeds the sample size {photos.settings.height}×{photos.settings.width}"
+            )
         rank, world_size = shard
         if batch_size % world_size:
             raise ValueError(f"batch_size {batch_size} does not split evenly over {world_size} processes")
@@ -276,8 +298,10 @@ class OnTheFlyBatches(Dataset):
 
     def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, step])
-        plans = [self.photos.plan(rng, self.patch_size, rng.random() < self.augmented_fraction)
-                 for _ in range(self.batch_size)]
+        plans = [
+            self.photos.plan(rng, self.patch_size, rng.random() < self.augmented_fraction)
+            for _ in range(self.batch_size)
+        ]
         rank, world_size = self.shard
         share = self.batch_size // world_size
         return stack([self.photos.render(plan) for plan in plans[rank * share : (rank + 1) * share]])
@@ -290,8 +314,14 @@ def stack(crops: list[Crop]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return torch.stack(images), torch.stack(maps), torch.stack(targets)
 
 
-def validation_crops(photos: PhotoSet, count: int, seed: int, estimated: bool,
-                     shard: tuple[int, int] = (0, 1), degradation: str | None = None) -> list[Crop]:
+def validation_crops(
+    photos: PhotoSet,
+    count: int,
+    seed: int,
+    estimated: bool,
+    shard: tuple[int, int] = (0, 1),
+    degradation: str | None = None,
+) -> list[Crop]:
     """A fixed validation set: ``count`` whole samples spread evenly over the photos.
 
     The same photos, maps and estimates for a given (count, seed), on any machine.

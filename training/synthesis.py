@@ -12,18 +12,36 @@ import numpy as np
 from runtime.constants import RADIUS_LEVELS_PX
 from runtime.defocus import blur, disk_kernel, level_index, quantize_radius_px
 
-__all__ = ["RADIUS_LEVELS", "MAP_FAMILIES", "MAPS_PER_IMAGE", "blur", "disk_kernel", "draw_map", "level_index",
-           "quantize_radius_px", "sample_blur_maps"]
+__all__ = [
+    "RADIUS_LEVELS",
+    "MAP_FAMILIES",
+    "MAPS_PER_IMAGE",
+    "blur",
+    "disk_kernel",
+    "draw_map",
+    "level_index",
+    "quantize_radius_px",
+    "sample_blur_maps",
+]
 
 #: The 23 disk radii (px) of the point spread functions: 0.5, 0.75, ..., 6.0.
 RADIUS_LEVELS: np.ndarray = RADIUS_LEVELS_PX
 
 #: Number of blur-map families and random draws per family (SPEC §3).
 MAP_FAMILIES: tuple[str, ...] = (
-    "ramp_left_right", "ramp_top_bottom", "ramp_right_left", "ramp_bottom_top",
-    "stairs_left_right", "stairs_top_bottom", "stairs_right_left", "stairs_bottom_top",
+    "ramp_left_right",
+    "ramp_top_bottom",
+    "ramp_right_left",
+    "ramp_bottom_top",
+    "stairs_left_right",
+    "stairs_top_bottom",
+    "stairs_right_left",
+    "stairs_bottom_top",
     "uniform",
-    "product_inc_inc", "product_dec_dec", "product_inc_dec", "product_dec_inc",
+    "product_inc_inc",
+    "product_dec_dec",
+    "product_inc_dec",
+    "product_dec_inc",
 )
 DRAWS_PER_FAMILY: int = 3
 MAPS_PER_IMAGE: int = len(MAP_FAMILIES) * DRAWS_PER_FAMILY

@@ -136,8 +136,9 @@ def load_config(path_or_name: str) -> TrainConfig:
         raise ValueError(f"{path}: pipeline must be one of {', '.join(PIPELINES)}, got {config.pipeline!r}")
     unknown_sets = set(config.val_degradations) - set(VALIDATION_DEGRADATIONS)
     if unknown_sets:
-        raise ValueError(f"{path}: unknown val_degradations {sorted(unknown_sets)}; "
-                         f"known: {', '.join(VALIDATION_DEGRADATIONS)}")
+        raise ValueError(
+            f"{path}: unknown val_degradations {sorted(unknown_sets)}; known: {', '.join(VALIDATION_DEGRADATIONS)}"
+        )
     camera_ranges(config.camera_overrides)  # unknown fields or inconsistent weights: an error now, not at step 1
     if config.best_metric not in BEST_METRICS:
         raise ValueError(f"{path}: best_metric must be one of {', '.join(BEST_METRICS)}, got {config.best_metric!r}")
@@ -151,9 +152,13 @@ BEST_METRICS: tuple[str, ...] = ("val_true_psnr", "mean_psnr")
 def best_score(record: dict[str, Any], metric: str) -> float:
     """The number a validation record is ranked by (higher is better)."""
     if metric == "mean_psnr":
-        values = [value for key, value in record.items()
-                  if key.startswith("val_") and key.endswith("_psnr")
-                  and not key.startswith(("val_blurry", "val_trained", "val_pixel4"))]
+        values = [
+            value
+            for key, value in record.items()
+            if key.startswith("val_")
+            and key.endswith("_psnr")
+            and not key.startswith(("val_blurry", "val_trained", "val_pixel4"))
+        ]
         return float(np.mean(values))
     return float(record[metric])
 
@@ -173,10 +178,12 @@ def pixel4_scores(model: SVBRNet) -> dict[str, float] | None:
     except DataMissing:
         return None
     mean = report["mean"]
-    return {"val_pixel4_psnr": round(mean["deblur(photo)"]["psnr"], 4),
-            "val_pixel4_ssim": round(mean["deblur(photo)"]["ssim"], 5),
-            "val_blurry_pixel4_psnr": round(mean["blurry"]["psnr"], 4),
-            "val_blurry_pixel4_ssim": round(mean["blurry"]["ssim"], 5)}
+    return {
+        "val_pixel4_psnr": round(mean["deblur(photo)"]["psnr"], 4),
+        "val_pixel4_ssim": round(mean["deblur(photo)"]["ssim"], 5),
+        "val_blurry_pixel4_psnr": round(mean["blurry"]["psnr"], 4),
+        "val_blurry_pixel4_ssim": round(mean["blurry"]["ssim"], 5),
+    }
 
 
 def runtime_estimated(crops: list[Crop]) -> list[Crop]:
@@ -205,8 +212,9 @@ def schedule_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str
     weight average only watches the trained weights, and ``init_weights`` is read by a fresh run
     only (a release moves the file it named), so none of them stops a resume.
     """
-    return sorted(key for key in set(saved) & set(current)
-                  if key not in RESUMABLE_CHANGES and saved[key] != current[key])
+    return sorted(
+        key for key in set(saved) & set(current) if key not in RESUMABLE_CHANGES and saved[key] != current[key]
+    )
 
 
 def learning_rate_at(config: TrainConfig, step: int) -> float:
@@ -243,15 +251,17 @@ def cpu_has_fast_bf16() -> bool:
 
 def git_commit() -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
 
 @torch.no_grad()
-def evaluate(model: SVBRNet | None, crops: list[Crop], device: torch.device,
-             channels_last: bool = False, world: World = World()) -> dict[str, float]:
+def evaluate(
+    model: SVBRNet | None, crops: list[Crop], device: torch.device, channels_last: bool = False, world: World = World()
+) -> dict[str, float]:
     """Mean PSNR (dB) and SSIM of the network on whole validation samples (``None``: of the blurry inputs).
 
     In a distributed run each rank passes its share of the samples and gets the mean over all of them.
@@ -318,8 +328,15 @@ class Run:
         self.best = self.dir / "best.pt"
 
 
-def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, device: str = "auto",
-          resume: bool = False, max_steps: int | None = None, quiet: bool = False) -> RunState:
+def train(
+    config: TrainConfig,
+    out_dir: Path,
+    images_dir: Path | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    max_steps: int | None = None,
+    quiet: bool = False,
+) -> RunState:
     """Run (or continue) the schedule; returns the state when it ends, stops or has made ``max_steps``.
 
     Args:
@@ -364,8 +381,9 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
         checkpoint = load_checkpoint(run.resume, map_location=str(torch_device))
         changed = schedule_changes(checkpoint["metadata"]["config"], config_record(config))
         if changed:
-            raise ValueError(f"{run.resume} was written with another config (differs in {', '.join(changed)}); "
-                             "use another --out")
+            raise ValueError(
+                f"{run.resume} was written with another config (differs in {', '.join(changed)}); use another --out"
+            )
         model.load_state_dict(checkpoint["model"])
         resumed_average = checkpoint.get("ema")
         state = RunState(**checkpoint["run_state"])
@@ -386,7 +404,9 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
         if not restored:
             warmup_until = state.step + config.adam_warmup_steps
         if not quiet:
-            how = "with Adam's state" if restored else f"rebuilding Adam's moments over {config.adam_warmup_steps} steps"
+            how = (
+                "with Adam's state" if restored else f"rebuilding Adam's moments over {config.adam_warmup_steps} steps"
+            )
             print(f"resuming {run.resume} at step {state.step} ({how})", file=sys.stderr)
     elif run.resume.exists() and not resume:
         raise FileExistsError(f"{run.resume} exists: pass --resume to continue it, or another --out")
@@ -394,8 +414,10 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
         initial = load_checkpoint(REPOSITORY_ROOT / config.init_weights, map_location=str(torch_device))
         model.load_state_dict(initial["model"])
         warmup_until = config.adam_warmup_steps
-        notes.append(f"fine-tuned from {config.init_weights} (step {initial['metadata'].get('step')} of "
-                     f"{initial['metadata'].get('config', {}).get('name')!r})")
+        notes.append(
+            f"fine-tuned from {config.init_weights} (step {initial['metadata'].get('step')} of "
+            f"{initial['metadata'].get('config', {}).get('name')!r})"
+        )
     if state.step >= config.total_steps:
         return state
     average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
@@ -407,48 +429,72 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
     scored = average.model if average is not None else model  # the weights validated, kept and shipped
     forward = model
     if world.size > 1:
-        forward = DistributedDataParallel(model, device_ids=[torch_device.index] if torch_device.type == "cuda" else None)
+        forward = DistributedDataParallel(
+            model, device_ids=[torch_device.index] if torch_device.type == "cuda" else None
+        )
 
     settings = SynthSettings(config.sample_height, config.sample_width, config.seed)
     val_photos = PhotoSet(images_dir, "val", settings, lazy=True)  # only the val_samples photos are decoded
-    val_sets = {"true": validation_crops(val_photos, config.val_samples, config.seed, estimated=False,
-                                         shard=world.shard)}
+    val_sets = {
+        "true": validation_crops(val_photos, config.val_samples, config.seed, estimated=False, shard=world.shard)
+    }
     if any(stage.augmented_fraction for stage in config.stages):
-        val_sets["estimated"] = validation_crops(val_photos, config.val_samples, config.seed, estimated=True,
-                                                 shard=world.shard)
+        val_sets["estimated"] = validation_crops(
+            val_photos, config.val_samples, config.seed, estimated=True, shard=world.shard
+        )
     if config.val_runtime_estimate:
         val_sets["runtime"] = runtime_estimated(val_sets["true"])
     for name in config.val_degradations:
-        val_sets[name] = validation_crops(val_photos, config.val_samples, config.seed, estimated=False,
-                                          shard=world.shard, degradation=name)
-    train_photos = PhotoSet(images_dir, "train", settings, lazy=True, pipeline=config.pipeline,
-                            camera_ranges=camera_ranges(config.camera_overrides))
+        val_sets[name] = validation_crops(
+            val_photos, config.val_samples, config.seed, estimated=False, shard=world.shard, degradation=name
+        )
+    train_photos = PhotoSet(
+        images_dir,
+        "train",
+        settings,
+        lazy=True,
+        pipeline=config.pipeline,
+        camera_ranges=camera_ranges(config.camera_overrides),
+    )
 
     def metadata() -> dict[str, Any]:
-        return {"config": config_record(config), "commit": git_commit(), "images_dir": str(images_dir),
-                "train_images": len(train_photos.paths), "val_images": len(val_photos.paths),
-                "step": state.step, "validation": state.history[-1] if state.history else {},
-                "weights": f"moving average, decay {config.ema_decay}" if average is not None else "trained",
-                "notes": notes}
+        return {
+            "config": config_record(config),
+            "commit": git_commit(),
+            "images_dir": str(images_dir),
+            "train_images": len(train_photos.paths),
+            "val_images": len(val_photos.paths),
+            "step": state.step,
+            "validation": state.history[-1] if state.history else {},
+            "weights": f"moving average, decay {config.ema_decay}" if average is not None else "trained",
+            "notes": notes,
+        }
 
     def checkpoint() -> None:
         if not world.is_main:
             return
         extra = {"ema": average.state_dict()} if average is not None else {}
         save_checkpoint(run.resume, model, metadata(), run_state=asdict(state), **extra)
-        torch.save({"step": state.step, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()},
-                   run.optimizer)
+        torch.save(
+            {"step": state.step, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()}, run.optimizer
+        )
 
     # The blurry input's own scores on the validation set: the level the curve must clear.
     blurry_scores = {f"val_blurry_{k}": round(v, 5) for k, v in blurry_baseline(val_sets["true"], world).items()}
     for name in config.val_degradations:  # the noisy and compressed inputs' own level
-        blurry_scores.update({f"val_blurry_{name}_{k}": round(v, 5)
-                              for k, v in blurry_baseline(val_sets[name], world).items()})
+        blurry_scores.update(
+            {f"val_blurry_{name}_{k}": round(v, 5) for k, v in blurry_baseline(val_sets[name], world).items()}
+        )
 
     def validate(stage: Stage, lr: float, losses: list[float]) -> None:
-        record: dict[str, Any] = {"step": state.step, "stage": stage.name, "lr": lr,
-                                  "train_loss": mean_over_ranks(losses, world) if losses else None,
-                                  "seconds": round(state.seconds, 1), **blurry_scores}
+        record: dict[str, Any] = {
+            "step": state.step,
+            "stage": stage.name,
+            "lr": lr,
+            "train_loss": mean_over_ranks(losses, world) if losses else None,
+            "seconds": round(state.seconds, 1),
+            **blurry_scores,
+        }
         for kind, crops in val_sets.items():
             scores = evaluate(scored, crops, torch_device, config.channels_last, world)
             record.update({f"val_{kind}_psnr": round(scores["psnr"], 4), f"val_{kind}_ssim": round(scores["ssim"], 5)})
@@ -456,8 +502,9 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
             record.update(pixel4_scores(scored) or {})
         if average is not None:  # the trained weights themselves, for comparison
             scores = evaluate(model, val_sets["true"], torch_device, config.channels_last, world)
-            record.update({"val_trained_true_psnr": round(scores["psnr"], 4),
-                           "val_trained_true_ssim": round(scores["ssim"], 5)})
+            record.update(
+                {"val_trained_true_psnr": round(scores["psnr"], 4), "val_trained_true_ssim": round(scores["ssim"], 5)}
+            )
         model.train()
         state.history.append(record)
         score = best_score(record, config.best_metric)
@@ -481,19 +528,35 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
     with StopRequest() as stop:
         while state.step < stop_at and not stop.requested:
             stage, stage_end = config.stage_at(state.step)
-            batches = OnTheFlyBatches(train_photos, config.patch_size, config.batch_size,
-                                      stage.augmented_fraction, config.seed, length=config.total_steps,
-                                      shard=world.shard)
+            batches = OnTheFlyBatches(
+                train_photos,
+                config.patch_size,
+                config.batch_size,
+                stage.augmented_fraction,
+                config.seed,
+                length=config.total_steps,
+                shard=world.shard,
+            )
             end = min(stage_end, stop_at)
-            loader = DataLoader(batches, batch_size=None, sampler=range(state.step, end),
-                                num_workers=config.workers, prefetch_factor=4 if config.workers else None,
-                                multiprocessing_context="spawn" if config.workers else None,
-                                persistent_workers=False)
+            loader = DataLoader(
+                batches,
+                batch_size=None,
+                sampler=range(state.step, end),
+                num_workers=config.workers,
+                prefetch_factor=4 if config.workers else None,
+                multiprocessing_context="spawn" if config.workers else None,
+                persistent_workers=False,
+            )
             model.train()
             losses: list[float] = []
             lr = learning_rate_at(config, state.step)
-            progress = tqdm(total=end - state.step, disable=quiet, file=sys.stderr, mininterval=10,
-                            desc=f"{stage.name} (steps {state.step}..{end} of {config.total_steps})")
+            progress = tqdm(
+                total=end - state.step,
+                disable=quiet,
+                file=sys.stderr,
+                mininterval=10,
+                desc=f"{stage.name} (steps {state.step}..{end} of {config.total_steps})",
+            )
             started = time.perf_counter()
             try:
                 for image, blur_map, sharp in loader:
@@ -502,8 +565,9 @@ def train(config: TrainConfig, out_dir: Path, images_dir: Path | None = None, de
                         lr *= (state.step - (warmup_until - config.adam_warmup_steps) + 1) / config.adam_warmup_steps
                     for group in optimizer.param_groups:
                         group["lr"] = lr
-                    image, blur_map, sharp = (t.to(torch_device, parameter_dtype, non_blocking=True)
-                                              for t in (image, blur_map, sharp))
+                    image, blur_map, sharp = (
+                        t.to(torch_device, parameter_dtype, non_blocking=True) for t in (image, blur_map, sharp)
+                    )
                     if config.channels_last:
                         image, blur_map = (t.contiguous(memory_format=torch.channels_last) for t in (image, blur_map))
                     with torch.autocast(torch_device.type, dtype=autocast_dtype, enabled=autocast_enabled):
@@ -559,29 +623,48 @@ def bundle(run_checkpoint: Path, out: Path = PRETRAINED_PATH) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="svbr train", description=__doc__.split("\n\n")[0],
+        prog="svbr train",
+        description=__doc__.split("\n\n")[0],
         epilog="Data parallel over N processes (GPUs, or CPU processes with gloo): "
-               "torchrun --nproc-per-node N -m training.train --config CONFIG [options]; "
-               "batch_size must divide by N (README: Scaling out).")
-    parser.add_argument("--config", required=True,
-                        help="config file, or a shipped config name: cpu (the shipped model) or paper (SPEC §4, GPU)")
-    parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES,
-                        help="folder of sharp photos (default: %(default)s)")
+        "torchrun --nproc-per-node N -m training.train --config CONFIG [options]; "
+        "batch_size must divide by N (README: Scaling out).",
+    )
+    parser.add_argument(
+        "--config",
+        required=True,
+        help="config file, or a shipped config name: cpu (the shipped model) or paper (SPEC §4, GPU)",
+    )
+    parser.add_argument(
+        "--images", type=Path, default=DEFAULT_IMAGES, help="folder of sharp photos (default: %(default)s)"
+    )
     from runtime.arguments import add_device, add_output
 
-    add_output(parser, dest="out", type=Path, metavar="DIR",
-               help="run directory (default: training/runs/<config name>, whose small resume "
-                             "state is committed)")
+    add_output(
+        parser,
+        dest="out",
+        type=Path,
+        metavar="DIR",
+        help="run directory (default: training/runs/<config name>, whose small resume state is committed)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt")
-    parser.add_argument("--max-steps", type=int,
-                        help="stop (checkpointed) after this many steps; 0 with --bundle: only bundle")
-    add_device(parser, choices=("auto", "cpu", "cuda"),
-               help="auto (CUDA when present, the default), cpu, cuda or cuda:N")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for PyTorch (default 1, for a background run beside other work; "
-                             "a thread that loses its core stalls every other thread at each operator)")
-    parser.add_argument("--bundle", action="store_true",
-                        help=f"afterwards, write OUT/best.pt as the bundled model ({PRETRAINED_PATH.name})")
+    parser.add_argument(
+        "--max-steps", type=int, help="stop (checkpointed) after this many steps; 0 with --bundle: only bundle"
+    )
+    add_device(
+        parser, choices=("auto", "cpu", "cuda"), help="auto (CUDA when present, the default), cpu, cuda or cuda:N"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads for PyTorch (default 1, for a background run beside other work; "
+        "a thread that loses its core stalls every other thread at each operator)",
+    )
+    parser.add_argument(
+        "--bundle",
+        action="store_true",
+        help=f"afterwards, write OUT/best.pt as the bundled model ({PRETRAINED_PATH.name})",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
@@ -590,8 +673,14 @@ def main(argv: list[str] | None = None) -> int:
         state = None
         with process_group(args.device) as world:
             if args.max_steps != 0:  # --max-steps 0 --bundle: bundle what the run has, train nothing
-                state = train(config, out_dir, images_dir=args.images, device=args.device, resume=args.resume,
-                              max_steps=args.max_steps)
+                state = train(
+                    config,
+                    out_dir,
+                    images_dir=args.images,
+                    device=args.device,
+                    resume=args.resume,
+                    max_steps=args.max_steps,
+                )
         if args.bundle and world.is_main:
             metadata = bundle(Run(out_dir).best)
             print(f"bundled weights of step {metadata['step']} written to {PRETRAINED_PATH}", file=sys.stderr)

@@ -38,19 +38,40 @@ def _plans() -> dict:
         plan = plan_tiles(height, width, tile, halo, multiple)
         if len(plan) > 150:  # keep the file small
             continue
-        cases.append({
-            "height": height, "width": width, "tile": tile, "halo": halo, "multiple": multiple,
-            "tile_height": plan.tile_height, "tile_width": plan.tile_width, "plan_halo": plan.halo,
-            "origins": [list(o) for o in plan.origins],
-        })
+        cases.append(
+            {
+                "height": height,
+                "width": width,
+                "tile": tile,
+                "halo": halo,
+                "multiple": multiple,
+                "tile_height": plan.tile_height,
+                "tile_width": plan.tile_width,
+                "plan_halo": plan.halo,
+                "origins": [list(o) for o in plan.origins],
+            }
+        )
     errors = []
-    for height, width, tile, halo, multiple in [(0, 5, 8, 0, 4), (5, 0, 8, 0, 4), (5, 5, 0, 0, 4), (5, 5, -3, 0, 4),
-                                                (5, 5, 8, -1, 4)]:
+    for height, width, tile, halo, multiple in [
+        (0, 5, 8, 0, 4),
+        (5, 0, 8, 0, 4),
+        (5, 5, 0, 0, 4),
+        (5, 5, -3, 0, 4),
+        (5, 5, 8, -1, 4),
+    ]:
         try:
             plan_tiles(height, width, tile, halo, multiple)
         except ValueError as error:
-            errors.append({"height": height, "width": width, "tile": tile, "halo": halo, "multiple": multiple,
-                           "message": str(error)})
+            errors.append(
+                {
+                    "height": height,
+                    "width": width,
+                    "tile": tile,
+                    "halo": halo,
+                    "multiple": multiple,
+                    "message": str(error),
+                }
+            )
         else:  # pragma: no cover - the Python runtime changed
             raise AssertionError("expected ValueError")
     return {"cases": cases, "errors": errors}
@@ -63,8 +84,14 @@ def _reflect() -> dict:
         size = int(rng.integers(1, 51))
         start = int(rng.integers(-200, 201))
         stop = start + int(rng.integers(0, 101))
-        cases.append({"start": start, "stop": stop, "size": size,
-                      "indices": [int(i) for i in reflect_indices(start, stop, size)]})
+        cases.append(
+            {
+                "start": start,
+                "stop": stop,
+                "size": size,
+                "indices": [int(i) for i in reflect_indices(start, stop, size)],
+            }
+        )
     return {"cases": cases}
 
 
@@ -91,13 +118,30 @@ def _stitch() -> dict:
     image = rng.integers(0, 1000, size=(height, width, 2), dtype=np.int64)
     radii = rng.integers(0, 50, size=(height, width), dtype=np.int64)
     cases = []
-    for tile, halo, multiple, batch in [(None, 0, 4, 1), (None, 8, 4, 1), (8, 0, 4, 1), (8, 1, 4, 3), (8, 4, 4, 2),
-                                        (12, 8, 4, 5), (5, 3, 1, 4), (16, 2, 2, 1), (7, 6, 8, 2), (100, 4, 4, 1)]:
+    for tile, halo, multiple, batch in [
+        (None, 0, 4, 1),
+        (None, 8, 4, 1),
+        (8, 0, 4, 1),
+        (8, 1, 4, 3),
+        (8, 4, 4, 2),
+        (12, 8, 4, 5),
+        (5, 3, 1, 4),
+        (16, 2, 2, 1),
+        (7, 6, 8, 2),
+        (100, 4, 4, 1),
+    ]:
         output = run_tiled([image, radii], fake_model, tile=tile, halo=halo, batch_size=batch, multiple=multiple)
-        cases.append({"tile": tile, "halo": halo, "multiple": multiple, "batch": batch,
-                      "output": output.reshape(-1).tolist()})
-    return {"height": height, "width": width, "box_radius": BOX_RADIUS, "image": image.reshape(-1).tolist(),
-            "radii": radii.reshape(-1).tolist(), "cases": cases}
+        cases.append(
+            {"tile": tile, "halo": halo, "multiple": multiple, "batch": batch, "output": output.reshape(-1).tolist()}
+        )
+    return {
+        "height": height,
+        "width": width,
+        "box_radius": BOX_RADIUS,
+        "image": image.reshape(-1).tolist(),
+        "radii": radii.reshape(-1).tolist(),
+        "cases": cases,
+    }
 
 
 def _floats(array: np.ndarray) -> list[float]:
@@ -108,17 +152,23 @@ def _prepost() -> dict:
     rng = np.random.default_rng(15)
     u8 = np.arange(256, dtype=np.uint8)
     bgr = np.stack([u8, u8[::-1], np.roll(u8, 7)], axis=-1)[None, None]  # 1×1×256×3
-    radii = np.concatenate([
-        np.array([0.0, 1e-7, 0.5, 1.0, 2.9999998, 3.0, 5.9999995, 6.0, 6.0000005, 7.0, 100.0, 1e30], np.float32),
-        (rng.random(200) * 8).astype(np.float32),
-    ])
+    radii = np.concatenate(
+        [
+            np.array([0.0, 1e-7, 0.5, 1.0, 2.9999998, 3.0, 5.9999995, 6.0, 6.0000005, 7.0, 100.0, 1e30], np.float32),
+            (rng.random(200) * 8).astype(np.float32),
+        ]
+    )
     # network outputs around every rounding tie k + 0.5 (in units of 1/255), out-of-range values, random values
     ties = (np.arange(256, dtype=np.float32) + np.float32(0.5)) / np.float32(255)
-    outputs = np.concatenate([
-        ties, np.nextafter(ties, np.float32(0)), np.nextafter(ties, np.float32(1)),
-        np.array([-1.0, -0.0, 0.0, 1.0, 1.5, 1e-9, 0.9999999], np.float32),
-        rng.random(500).astype(np.float32),
-    ])
+    outputs = np.concatenate(
+        [
+            ties,
+            np.nextafter(ties, np.float32(0)),
+            np.nextafter(ties, np.float32(1)),
+            np.array([-1.0, -0.0, 0.0, 1.0, 1.5, 1e-9, 0.9999999], np.float32),
+            rng.random(500).astype(np.float32),
+        ]
+    )
     count = len(outputs) - len(outputs) % 3
     sharp = outputs[:count].reshape(1, 3, 1, count // 3)  # N×3×1×W RGB
     return {
@@ -153,8 +203,11 @@ def main(argv: list[str] | None = None) -> int:
             VECTOR_DIR.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
     if drifted:
-        print(f"test vectors drifted from runtime/: {', '.join(drifted)}; regenerate with "
-              "`python native/tests/make_vectors.py`", file=sys.stderr)
+        print(
+            f"test vectors drifted from runtime/: {', '.join(drifted)}; regenerate with "
+            "`python native/tests/make_vectors.py`",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

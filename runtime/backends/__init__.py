@@ -73,8 +73,9 @@ def available_backends() -> list[str]:
     return available
 
 
-def create_backend(name: str, model_path: str | os.PathLike[str], options: BackendOptions | None = None,
-                   **kwargs: Any) -> Backend:
+def create_backend(
+    name: str, model_path: str | os.PathLike[str], options: BackendOptions | None = None, **kwargs: Any
+) -> Backend:
     """Load ``model_path`` on the backend called ``name``.
 
     Args:
@@ -123,16 +124,20 @@ def create_backend(name: str, model_path: str | os.PathLike[str], options: Backe
     except ImportError as error:
         raise RuntimeError(f"backend {name} needs a library that is not installed: {error}") from error
     if not cls.is_available(**spec.options):
-        raise RuntimeError(f"backend {name} cannot run here: {cls.unavailable_reason(**spec.options)} "
-                           f"(available: {', '.join(available_backends())})")
+        raise RuntimeError(
+            f"backend {name} cannot run here: {cls.unavailable_reason(**spec.options)} "
+            f"(available: {', '.join(available_backends())})"
+        )
     return _construct(cls, spec, model_path, options)
 
 
-def _construct(cls: type[Backend], spec: BackendSpec, model_path: str | os.PathLike[str],
-               options: BackendOptions) -> Backend:
+def _construct(
+    cls: type[Backend], spec: BackendSpec, model_path: str | os.PathLike[str], options: BackendOptions
+) -> Backend:
     """``cls`` built with its registry options and the :class:`BackendOptions` it reads."""
-    names = cls.option_names or tuple(name for name in BackendOptions.names()
-                                      if name in inspect.signature(cls.__init__).parameters)
+    names = cls.option_names or tuple(
+        name for name in BackendOptions.names() if name in inspect.signature(cls.__init__).parameters
+    )
     return cls(model_path, **{**spec.options, **options.for_backend(names)})
 
 

@@ -44,9 +44,7 @@ def compare_outputs(reference: np.ndarray, test: np.ndarray) -> Comparison:
     return Comparison(float(difference.max()), float(difference.mean()), psnr_db)
 
 
-def random_network_inputs(
-    batch: int, height: int, width: int, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def random_network_inputs(batch: int, height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Random float32 network inputs: image N×3×H×W in [0, 1], map N×1×H×W in [0, 1]."""
     rng = np.random.default_rng(seed)
     image = rng.random((batch, 3, height, width), dtype=np.float32)
@@ -64,6 +62,7 @@ def compare_runners(
 
     A runner is a :class:`Backend` or any ``f(image, blur_map) -> N×3×H×W`` callable.
     """
+
     def as_callable(runner: Callable[[np.ndarray, np.ndarray], np.ndarray] | Backend):
         return runner.run if isinstance(runner, Backend) else runner
 

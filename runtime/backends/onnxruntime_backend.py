@@ -62,8 +62,10 @@ class OnnxRuntimeBackend(Backend):
         gpu_options = {"device_id": str(device_id)}
         provider_options = {
             "CPUExecutionProvider": {},
-            "TensorrtExecutionProvider": {**gpu_options, **({"trt_max_workspace_size": str(workspace_mib << 20)}
-                                                              if workspace_mib else {})},
+            "TensorrtExecutionProvider": {
+                **gpu_options,
+                **({"trt_max_workspace_size": str(workspace_mib << 20)} if workspace_mib else {}),
+            },
         }
         providers = [(p, provider_options.get(p, gpu_options)) for p in wanted]
         self._session = ort.InferenceSession(str(self.model_path), options, providers=providers)

@@ -61,8 +61,9 @@ class BackendOptions:
             kwargs["device_id"] = _device_index(kwargs.pop("device"))
         unknown = sorted(set(kwargs) - set(cls.names()))
         if unknown:
-            raise TypeError(f"unknown backend option(s) {', '.join(unknown)}; "
-                            f"the options are {', '.join(cls.names())} (and device)")
+            raise TypeError(
+                f"unknown backend option(s) {', '.join(unknown)}; the options are {', '.join(cls.names())} (and device)"
+            )
         return dataclasses.replace(base or cls(), **kwargs)
 
     def for_backend(self, option_names: tuple[str, ...]) -> dict[str, Any]:

@@ -68,8 +68,9 @@ class TensorRTBackend(Backend):
     model_suffixes: tuple[str, ...] = (*ENGINE_SUFFIXES, ".onnx")
     option_names = ("device_id", "engine_cache")
 
-    def __init__(self, model_path: str | os.PathLike[str], device_id: int = 0,
-                 engine_cache: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, model_path: str | os.PathLike[str], device_id: int = 0, engine_cache: str | os.PathLike[str] | None = None
+    ) -> None:
         trt = require_tensorrt()
         import pycuda.driver as cuda
 
@@ -78,13 +79,17 @@ class TensorRTBackend(Backend):
             raise FileNotFoundError(f"TensorRT engine not found: {path}")
         if path.suffix not in self.model_suffixes:
             # RuntimeError: backend "auto" then moves on to the next backend.
-            raise RuntimeError(f"the tensorrt backend runs engines ({'/'.join(ENGINE_SUFFIXES)}) or ONNX models "
-                               f"built by `svbr build-engine`, not {path.name}")
+            raise RuntimeError(
+                f"the tensorrt backend runs engines ({'/'.join(ENGINE_SUFFIXES)}) or ONNX models "
+                f"built by `svbr build-engine`, not {path.name}"
+            )
         if path.suffix == ".onnx":
             engine_path = find_cached_engine(path, None if engine_cache is None else Path(engine_cache), device_id)
             if engine_path is None:
-                raise RuntimeError(f"no TensorRT engine has been built for {path} on this machine; build one with "
-                                   f"`svbr build-engine --model {path} -o {path.with_suffix('.engine')}`")
+                raise RuntimeError(
+                    f"no TensorRT engine has been built for {path} on this machine; build one with "
+                    f"`svbr build-engine --model {path} -o {path.with_suffix('.engine')}`"
+                )
             path = engine_path
         self.model_path = path
         sidecar = read_engine_metadata(path)
@@ -104,8 +109,10 @@ class TensorRTBackend(Backend):
             self._runtime = trt.Runtime(self._logger)
             self._engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
             if self._engine is None:
-                raise RuntimeError(f"TensorRT {trt.__version__} could not load {path}: engines only run with the "
-                                   "TensorRT version and GPU model that built them; rebuild with `svbr build-engine`")
+                raise RuntimeError(
+                    f"TensorRT {trt.__version__} could not load {path}: engines only run with the "
+                    "TensorRT version and GPU model that built them; rebuild with `svbr build-engine`"
+                )
             self._setup_buffers(trt)
         except BaseException:
             self._engine = None
@@ -122,13 +129,17 @@ class TensorRTBackend(Backend):
         if set(inputs) != {INPUT_IMAGE_NAME, INPUT_MAP_NAME} or outputs != [OUTPUT_NAME]:
             raise ValueError(f"{self.model_path} is not an SVBR-Net engine: inputs {inputs}, outputs {outputs}")
         # Profile 0 (the only one svbr build-engine makes): (min, opt, max) per input.
-        self._profile = {name: tuple(tuple(int(d) for d in shape) for shape in engine.get_tensor_profile_shape(name, 0))
-                         for name in inputs}
+        self._profile = {
+            name: tuple(tuple(int(d) for d in shape) for shape in engine.get_tensor_profile_shape(name, 0))
+            for name in inputs
+        }
         _, optimum, maximum = self._profile[INPUT_IMAGE_NAME]
         largest_batch, height, width = window_dims(self.io, maximum)
         self.preferred_batch_size = int(optimum[0])  # the batch the engine was tuned for
-        largest = {name: window_shape(self.io, largest_batch, channels, height, width)
-                   for name, channels in ((INPUT_IMAGE_NAME, 3), (INPUT_MAP_NAME, 1), (OUTPUT_NAME, 3))}
+        largest = {
+            name: window_shape(self.io, largest_batch, channels, height, width)
+            for name, channels in ((INPUT_IMAGE_NAME, 3), (INPUT_MAP_NAME, 1), (OUTPUT_NAME, 3))
+        }
         self._stream = self._cuda.Stream()
         self._execution = engine.create_execution_context()
         self._device_buffers: dict[str, Any] = {}
@@ -157,7 +168,8 @@ class TensorRTBackend(Backend):
             raise ValueError(
                 f"input of {n} window(s) of {height}×{width} px is outside the engine's profile (batch "
                 f"{low[0]}..{high[0]}, {low[1]}..{high[1]} × {low[2]}..{high[2]} px): use the Deblurrer tile, halo "
-                "and batch the engine was built for (svbr build-engine --tile/--halo/--max-batch)")
+                "and batch the engine was built for (svbr build-engine --tile/--halo/--max-batch)"
+            )
 
     def run(self, image: np.ndarray, blur_map: np.ndarray) -> np.ndarray:
         """Float I/O: the network contract (float32 N×3×H×W, N×1×H×W → N×3×H×W); uint8 I/O: see the module notes."""

@@ -70,8 +70,10 @@ class TorchCudaBackend(Backend):
             raise FileNotFoundError(f"PyTorch checkpoint not found: {path}")
         if path.suffix not in CHECKPOINT_SUFFIXES:
             # RuntimeError, not ValueError: backend "auto" then moves on to the next backend.
-            raise RuntimeError(f"the torch-cuda backend runs a PyTorch checkpoint ({'/'.join(CHECKPOINT_SUFFIXES)}), "
-                             f"not {path.name}; use an onnxruntime or tensorrt backend for ONNX models")
+            raise RuntimeError(
+                f"the torch-cuda backend runs a PyTorch checkpoint ({'/'.join(CHECKPOINT_SUFFIXES)}), "
+                f"not {path.name}; use an onnxruntime or tensorrt backend for ONNX models"
+            )
         if device not in ("cuda", "cpu"):
             raise ValueError(f"device must be 'cuda' or 'cpu', got {device!r}")
         try:
@@ -79,8 +81,10 @@ class TorchCudaBackend(Backend):
         except ImportError as error:
             raise RuntimeError("the torch-cuda backend needs PyTorch with CUDA (pip install torch)") from error
         if device == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"the torch-cuda backend needs a CUDA GPU, but torch {torch.__version__} sees none "
-                               "(torch.cuda.is_available() is False); use the onnxruntime-cpu backend instead")
+            raise RuntimeError(
+                f"the torch-cuda backend needs a CUDA GPU, but torch {torch.__version__} sees none "
+                "(torch.cuda.is_available() is False); use the onnxruntime-cpu backend instead"
+            )
         from training.model import load_model  # lazy: the documented runtime -> training exception
 
         self._torch = torch
@@ -135,14 +139,21 @@ class TorchCudaBackend(Backend):
                 return torch.empty((batch, channels, height, width), dtype=torch.float32, pin_memory=pin)
 
             def device(channels: int) -> Any:
-                return torch.empty((batch, channels, height, width), dtype=self._dtype,
-                                   device=self._device).contiguous(memory_format=self._memory_format)
+                return torch.empty((batch, channels, height, width), dtype=self._dtype, device=self._device).contiguous(
+                    memory_format=self._memory_format
+                )
 
-            self._buffers = {"image_host": host(3), "map_host": host(1), "sharp_host": host(3),
-                             "image": device(3), "map": device(1)}
+            self._buffers = {
+                "image_host": host(3),
+                "map_host": host(1),
+                "sharp_host": host(3),
+                "image": device(3),
+                "map": device(1),
+            }
             if self._exact_skip:
-                self._buffers["image_float32"] = torch.empty((batch, 3, height, width), dtype=torch.float32,
-                                                             device=self._device)
+                self._buffers["image_float32"] = torch.empty(
+                    (batch, 3, height, width), dtype=torch.float32, device=self._device
+                )
             self._buffer_shape = (batch, height, width)
         return self._buffers
 

@@ -39,31 +39,49 @@ def _parser() -> argparse.ArgumentParser:
         "Exit codes: 0 ok, 2 bad options, 1 source/sink/map failure, 130 interrupted (output finalised).",
     )
     parser.add_argument("input", help="source name (a bare number is refused: write csi://N or /dev/videoN)")
-    parser.add_argument("-o", "--output", default="null://",
-                        help="out.mkv (FFV1, lossless; default codec by suffix: .mp4 mp4v, .avi MJPG), out/, "
-                        "out/%%06d.png, null:// (default) or gst:PIPELINE")
-    parser.add_argument("--blur-map", metavar="MAP",
-                        help="radius in px, .npy (H×W, or N×H×W per frame), PNG (with --map-scale), folder of maps, "
-                        "16-bit map video (.mkv, with --map-scale), or estimate[:K] (default: estimate every frame)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        default="null://",
+        help="out.mkv (FFV1, lossless; default codec by suffix: .mp4 mp4v, .avi MJPG), out/, "
+        "out/%%06d.png, null:// (default) or gst:PIPELINE",
+    )
+    parser.add_argument(
+        "--blur-map",
+        metavar="MAP",
+        help="radius in px, .npy (H×W, or N×H×W per frame), PNG (with --map-scale), folder of maps, "
+        "16-bit map video (.mkv, with --map-scale), or estimate[:K] (default: estimate every frame)",
+    )
     parser.add_argument("--map-scale", type=float, metavar="PX_PER_UNIT", help="radius in px of one PNG/map-video unit")
     parser.add_argument("--model", type=Path, help="ONNX model (default: the bundled model)")
     parser.add_argument("--backend", default="auto", choices=backend_names(), help="inference backend (default: auto)")
     parser.add_argument("--tile", type=int, default=512, help="tile edge in px; 0 = one full-frame pass (default 512)")
     parser.add_argument("--batch-size", type=int, help="tiles per backend call (default: the backend's preference)")
     add_deblur_options(parser)
-    parser.add_argument("--input-width", type=int, help="resize frames to this width (aspect kept without --input-height)")
+    parser.add_argument(
+        "--input-width", type=int, help="resize frames to this width (aspect kept without --input-height)"
+    )
     parser.add_argument("--input-height", type=int, help="resize frames to this height")
     parser.add_argument("--input-rate", type=float, metavar="FPS", help="keep at most this many frames per second")
     parser.add_argument("--input-flip", choices=tuple(FLIPS), default="none", help="flip or rotate input frames")
     parser.add_argument("--loop", type=int, default=0, help="replay a file/folder N more times (-1 = forever)")
     parser.add_argument("--realtime", action="store_true", help="play a file at its frame rate as if it were live")
     parser.add_argument("--frames", type=int, metavar="N", help="stop after N captured frames")
-    parser.add_argument("--drop", choices=DROP_POLICIES, default="auto",
-                        help="input queue: never (wait; files), oldest (keep the newest; live), auto (by source)")
+    parser.add_argument(
+        "--drop",
+        choices=DROP_POLICIES,
+        default="auto",
+        help="input queue: never (wait; files), oldest (keep the newest; live), auto (by source)",
+    )
     parser.add_argument("--queue", type=int, help="input queue capacity (default 4 for never, 1 for oldest)")
     parser.add_argument("--open-timeout", type=float, default=10.0, metavar="S", help="seconds to open the source")
-    parser.add_argument("--read-timeout", type=float, default=5.0, metavar="S",
-                        help="seconds without a frame before the source counts as stalled")
+    parser.add_argument(
+        "--read-timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds without a frame before the source counts as stalled",
+    )
     parser.add_argument("--output-codec", choices=("auto", *CODECS), default="auto", help="video codec")
     parser.add_argument("--output-fps", type=float, help="frame rate written into video files (default: the source's)")
     parser.add_argument("--stats", type=Path, metavar="FILE.json", help="write the stream statistics as JSON")
@@ -83,8 +101,12 @@ class _Progress:
         if self.quiet or now - self.last < (0.5 if self.tty else 5.0):
             return
         self.last = now
-        print(("\r" if self.tty else "") + f"{PROG}: {stats.line()}", end="" if self.tty else "\n", file=sys.stderr,
-              flush=True)
+        print(
+            ("\r" if self.tty else "") + f"{PROG}: {stats.line()}",
+            end="" if self.tty else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _write_stats(path: Path | None, stats: StreamStats | None) -> None:
@@ -99,14 +121,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return code
 
-    checks = [(args.tile < 0, f"--tile must be >= 0, got {args.tile}"),
-              (args.map_scale is not None and not args.map_scale > 0, "--map-scale must be > 0"),
-              (args.frames is not None and args.frames < 1, "--frames must be >= 1"),
-              (args.queue is not None and args.queue < 1, "--queue must be >= 1"),
-              (not args.open_timeout > 0 or not args.read_timeout > 0, "timeouts must be > 0"),
-              (args.input_rate is not None and not args.input_rate > 0, "--input-rate must be > 0"),
-              (args.output_fps is not None and not args.output_fps > 0, "--output-fps must be > 0"),
-              (any(v is not None and v < 1 for v in (args.input_width, args.input_height)), "input size must be >= 1")]
+    checks = [
+        (args.tile < 0, f"--tile must be >= 0, got {args.tile}"),
+        (args.map_scale is not None and not args.map_scale > 0, "--map-scale must be > 0"),
+        (args.frames is not None and args.frames < 1, "--frames must be >= 1"),
+        (args.queue is not None and args.queue < 1, "--queue must be >= 1"),
+        (not args.open_timeout > 0 or not args.read_timeout > 0, "timeouts must be > 0"),
+        (args.input_rate is not None and not args.input_rate > 0, "--input-rate must be > 0"),
+        (args.output_fps is not None and not args.output_fps > 0, "--output-fps must be > 0"),
+        (any(v is not None and v < 1 for v in (args.input_width, args.input_height)), "input size must be >= 1"),
+    ]
     for bad, message in checks:
         if bad:
             return fail(message)
@@ -116,8 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         return fail(problem)
     try:
-        deblurrer = Deblurrer(args.model, backend=args.backend, tile=args.tile or None, batch_size=args.batch_size,
-                              strength=args.strength, max_radius_px=args.max_radius)
+        deblurrer = Deblurrer(
+            args.model,
+            backend=args.backend,
+            tile=args.tile or None,
+            batch_size=args.batch_size,
+            strength=args.strength,
+            max_radius_px=args.max_radius,
+        )
     except (FileNotFoundError, RuntimeError, ValueError) as error:
         return fail(str(error))
     progress = _Progress(args.quiet)
@@ -125,11 +155,25 @@ def main(argv: list[str] | None = None) -> int:
     with deblurrer:
         try:
             runner = StreamRunner(
-                deblurrer, args.input, args.output, blur_map=args.blur_map, drop=args.drop, queue=args.queue,
-                open_timeout_s=args.open_timeout, read_timeout_s=args.read_timeout, size=size,
-                flip=None if args.input_flip == "none" else args.input_flip, rate=args.input_rate, loop=args.loop,
-                realtime=args.realtime, max_frames=args.frames, map_scale=args.map_scale, output_fps=args.output_fps,
-                codec=args.output_codec, on_progress=progress)
+                deblurrer,
+                args.input,
+                args.output,
+                blur_map=args.blur_map,
+                drop=args.drop,
+                queue=args.queue,
+                open_timeout_s=args.open_timeout,
+                read_timeout_s=args.read_timeout,
+                size=size,
+                flip=None if args.input_flip == "none" else args.input_flip,
+                rate=args.input_rate,
+                loop=args.loop,
+                realtime=args.realtime,
+                max_frames=args.frames,
+                map_scale=args.map_scale,
+                output_fps=args.output_fps,
+                codec=args.output_codec,
+                on_progress=progress,
+            )
         except (MapError, SinkError, ValueError) as error:
             return fail(str(error))
         except SourceError as error:  # a file the user named: a bad option; a device/stream that fails: 1
@@ -171,8 +215,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(file=sys.stderr)
             for warning in stats.warnings:
                 print(f"{PROG}: warning: {warning}", file=sys.stderr)
-            print(f"{PROG}: {stats.line()} ({stats.captured} captured, {stats.processed} processed, "
-                  f"{deblurrer.backend.name}) -> {stats.sink}", file=sys.stderr)
+            print(
+                f"{PROG}: {stats.line()} ({stats.captured} captured, {stats.processed} processed, "
+                f"{deblurrer.backend.name}) -> {stats.sink}",
+                file=sys.stderr,
+            )
         return code
 
 

@@ -75,17 +75,24 @@ def _check(radius: Any, frame: Frame, name: str, limit: float = np.inf) -> np.nd
     """Validate a provider's map for ``frame``; returns float32 radii clipped to ``limit`` (the deblurrer's
     ``max_radius_px``)."""
     if not isinstance(radius, np.ndarray):
-        raise MapError(f"{name} returned {type(radius).__name__}, expected an H×W array of radii in px",
-                       source=frame.source, frame=frame.index)
+        raise MapError(
+            f"{name} returned {type(radius).__name__}, expected an H×W array of radii in px",
+            source=frame.source,
+            frame=frame.index,
+        )
     height, width = frame.image.shape[:2]
     if radius.ndim == 3 and radius.shape[2] == 1:
         radius = radius[..., 0]
     if radius.ndim != 2:
-        raise MapError(f"{name} has shape {radius.shape}, expected H×W ({height}×{width})", source=frame.source,
-                       frame=frame.index)
+        raise MapError(
+            f"{name} has shape {radius.shape}, expected H×W ({height}×{width})", source=frame.source, frame=frame.index
+        )
     if radius.shape != (height, width):
-        raise MapError(f"{name} is {radius.shape[1]}×{radius.shape[0]} px but the frame is {width}×{height} px",
-                       source=frame.source, frame=frame.index)
+        raise MapError(
+            f"{name} is {radius.shape[1]}×{radius.shape[0]} px but the frame is {width}×{height} px",
+            source=frame.source,
+            frame=frame.index,
+        )
     if not (np.issubdtype(radius.dtype, np.floating) or np.issubdtype(radius.dtype, np.integer)):
         raise MapError(f"{name} dtype {radius.dtype} is not a number type", source=frame.source, frame=frame.index)
     if radius.size == 0:
@@ -119,8 +126,9 @@ class ConstantMap(MapProvider):
         return self._cache[shape]
 
 
-def rescale_map(radius: np.ndarray, size: tuple[int, int], name: str = "blur map",
-                tolerance: float = 0.01) -> np.ndarray:
+def rescale_map(
+    radius: np.ndarray, size: tuple[int, int], name: str = "blur map", tolerance: float = 0.01
+) -> np.ndarray:
     """Resize an H×W radius map to ``size`` (h, w) and multiply the radii by the scale.
 
     Raises:
@@ -130,8 +138,10 @@ def rescale_map(radius: np.ndarray, size: tuple[int, int], name: str = "blur map
     h, w = size
     sx, sy = w / w0, h / h0
     if abs(sx - sy) > tolerance * max(sx, sy):
-        raise MapError(f"{name} is {w0}×{h0} px and frames are {w}×{h} px: the aspect ratio differs "
-                       f"(scale {sx:.3g} × {sy:.3g}), so the radii cannot be rescaled")
+        raise MapError(
+            f"{name} is {w0}×{h0} px and frames are {w}×{h} px: the aspect ratio differs "
+            f"(scale {sx:.3g} × {sy:.3g}), so the radii cannot be rescaled"
+        )
     interpolation = cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(radius.astype(np.float32), (w, h), interpolation=interpolation)
     return resized * np.float32((sx + sy) / 2)
@@ -143,8 +153,13 @@ class StaticMap(MapProvider):
     def __init__(self, radius: np.ndarray, name: str = "static blur map") -> None:
         self.name = name
         radius = np.asarray(radius)
-        dummy = Frame(-1, np.empty(radius.shape[:2] if radius.ndim >= 2 else (0, 0), np.uint8), 0.0,
-                      source="", source_size=radius.shape[:2] if radius.ndim >= 2 else (0, 0))
+        dummy = Frame(
+            -1,
+            np.empty(radius.shape[:2] if radius.ndim >= 2 else (0, 0), np.uint8),
+            0.0,
+            source="",
+            source_size=radius.shape[:2] if radius.ndim >= 2 else (0, 0),
+        )
         try:
             self.radius = _check(radius, dummy, name)
         except MapError as error:
@@ -159,9 +174,12 @@ class StaticMap(MapProvider):
             if shape not in self._cache:
                 self._cache[shape] = rescale_map(self.radius, shape, self.name)
             return self._cache[shape]
-        raise MapError(f"{self.name} is {self.radius.shape[1]}×{self.radius.shape[0]} px but the frame is "
-                       f"{shape[1]}×{shape[0]} px (source {frame.source_size[1]}×{frame.source_size[0]} px)",
-                       source=frame.source, frame=frame.index)
+        raise MapError(
+            f"{self.name} is {self.radius.shape[1]}×{self.radius.shape[0]} px but the frame is "
+            f"{shape[1]}×{shape[0]} px (source {frame.source_size[1]}×{frame.source_size[0]} px)",
+            source=frame.source,
+            frame=frame.index,
+        )
 
 
 class _SequenceBase(MapProvider):
@@ -173,8 +191,12 @@ class _SequenceBase(MapProvider):
 
     def __call__(self, frame: Frame) -> np.ndarray:
         if frame.index >= self.length:
-            raise MapError(f"blur map sequence {self.name} ended at frame {frame.index} ({self.length} maps); "
-                           "the video has more frames", source=frame.source, frame=frame.index)
+            raise MapError(
+                f"blur map sequence {self.name} ended at frame {frame.index} ({self.length} maps); "
+                "the video has more frames",
+                source=frame.source,
+                frame=frame.index,
+            )
         radius = self._map(frame.index)
         shape = frame.image.shape[:2]
         if radius.ndim == 2 and radius.shape != shape and frame.source_size == radius.shape:
@@ -242,8 +264,9 @@ class MapVideo(_SequenceBase):
             ok, image = self._cap.read()
             if not ok:
                 self.length = self._next
-                raise MapError(f"blur map video {self.name} ended at frame {self._next}; the video has more frames",
-                               frame=index)
+                raise MapError(
+                    f"blur map video {self.name} ended at frame {self._next}; the video has more frames", frame=index
+                )
             self._last, self._next = image, self._next + 1
         assert self._last is not None
         image = self._last
@@ -270,8 +293,9 @@ class CallableMap(MapProvider):
         except MapError:
             raise
         except Exception as error:  # noqa: BLE001 - user code: report it as a typed error
-            raise MapError(f"{self.name} raised {type(error).__name__}: {error}", source=frame.source,
-                           frame=frame.index) from error
+            raise MapError(
+                f"{self.name} raised {type(error).__name__}: {error}", source=frame.source, frame=frame.index
+            ) from error
 
 
 def estimator_available() -> bool:
@@ -292,8 +316,10 @@ class EstimatedMap(MapProvider):
         #: the estimator's limit (``estimate_blur_map(max_radius_px=)``): the deblurrer's, so large blur is seen
         self.max_radius_px = max_radius_px
         if not estimator_available():
-            raise MapError("blur_map='estimate' needs runtime.estimate.estimate_blur_map, which this installation "
-                           "does not have; pass a map (number, .npy, folder, map video or callable) instead")
+            raise MapError(
+                "blur_map='estimate' needs runtime.estimate.estimate_blur_map, which this installation "
+                "does not have; pass a map (number, .npy, folder, map video or callable) instead"
+            )
         if every < 1:
             raise MapError(f"estimate every K frames needs K >= 1, got {every}")
         self.fn = importlib.import_module("runtime.estimate").estimate_blur_map
@@ -302,8 +328,11 @@ class EstimatedMap(MapProvider):
         self._last_index = -(1 << 62)
 
     def __call__(self, frame: Frame) -> np.ndarray:
-        if self._last is None or frame.index - self._last_index >= self.every \
-                or self._last.shape != frame.image.shape[:2]:
+        if (
+            self._last is None
+            or frame.index - self._last_index >= self.every
+            or self._last.shape != frame.image.shape[:2]
+        ):
             image = frame.image
             if image.ndim == 2 or image.shape[2] == 1:  # the estimator takes colour frames
                 image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
@@ -313,11 +342,15 @@ class EstimatedMap(MapProvider):
                 image = image.astype(np.float32) / np.float32(65535)
             try:
                 options = {"max_radius_px": self.max_radius_px} if self.max_radius_px != MAX_RADIUS_PX else {}
-                self._last = np.asarray(self.fn(np.ascontiguousarray(image), channel_order=self.channel_order,
-                                                **options), np.float32)
+                self._last = np.asarray(
+                    self.fn(np.ascontiguousarray(image), channel_order=self.channel_order, **options), np.float32
+                )
             except Exception as error:  # noqa: BLE001
-                raise MapError(f"estimating the blur map failed: {type(error).__name__}: {error}",
-                               source=frame.source, frame=frame.index) from error
+                raise MapError(
+                    f"estimating the blur map failed: {type(error).__name__}: {error}",
+                    source=frame.source,
+                    frame=frame.index,
+                ) from error
             self._last_index = frame.index
         return self._last
 
@@ -350,8 +383,12 @@ class CheckedMap(MapProvider):
         self.inner.close()
 
 
-def as_map_provider(blur_map: Any, map_scale: float | None = None, channel_order: str = "bgr",
-                    max_radius_px: float = DEFAULT_MAX_RADIUS_PX) -> MapProvider:
+def as_map_provider(
+    blur_map: Any,
+    map_scale: float | None = None,
+    channel_order: str = "bgr",
+    max_radius_px: float = DEFAULT_MAX_RADIUS_PX,
+) -> MapProvider:
     """A validated :class:`MapProvider` from any accepted form (see the module docstring).
 
     ``max_radius_px``: the deblurrer's limit: radii above it are clipped, and estimated maps reach up to it.
@@ -359,6 +396,7 @@ def as_map_provider(blur_map: Any, map_scale: float | None = None, channel_order
     Raises:
         MapError: the map cannot be used (missing file, wrong shape, NaN, negative, no estimator).
     """
+
     def checked(provider: MapProvider) -> CheckedMap:
         return CheckedMap(provider, limit=max_radius_px)
 

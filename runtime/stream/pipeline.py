@@ -34,8 +34,14 @@ from runtime.stream.sinks import CallbackSink, ImageSequenceSink, NullSink, Sink
 from runtime.stream.sources import Source, open_source
 
 DROP_POLICIES = ("auto", "never", "oldest")
-FLIPS = {"none": None, "horizontal": 1, "vertical": 0, "rotate-180": -1, "clockwise": cv2.ROTATE_90_CLOCKWISE,
-         "counterclockwise": cv2.ROTATE_90_COUNTERCLOCKWISE}
+FLIPS = {
+    "none": None,
+    "horizontal": 1,
+    "vertical": 0,
+    "rotate-180": -1,
+    "clockwise": cv2.ROTATE_90_CLOCKWISE,
+    "counterclockwise": cv2.ROTATE_90_COUNTERCLOCKWISE,
+}
 _POLL_S = 0.05
 
 
@@ -80,9 +86,13 @@ class _Samples:
             if not self.count:
                 return {"count": 0}
             values = np.array(self.recent, dtype=np.float64) * 1000
-        return {"count": self.count, "mean_ms": round(self.total / self.count * 1000, 3),
-                "p50_ms": round(float(np.percentile(values, 50)), 3),
-                "p99_ms": round(float(np.percentile(values, 99)), 3), "max_ms": round(self.peak * 1000, 3)}
+        return {
+            "count": self.count,
+            "mean_ms": round(self.total / self.count * 1000, 3),
+            "p50_ms": round(float(np.percentile(values, 50)), 3),
+            "p99_ms": round(float(np.percentile(values, 99)), 3),
+            "max_ms": round(self.peak * 1000, 3),
+        }
 
 
 @dataclass
@@ -127,7 +137,7 @@ class StreamStats:
 
     def line(self) -> str:
         """One progress/summary line."""
-        text = (f"frames {self.written} written, {self.dropped} dropped, {self.fps:.2f} fps")
+        text = f"frames {self.written} written, {self.dropped} dropped, {self.fps:.2f} fps"
         if self.latency.get("count"):
             text += f", latency p50 {self.latency['p50_ms']:.0f} ms p99 {self.latency['p99_ms']:.0f} ms"
         return text
@@ -237,13 +247,31 @@ class StreamRunner:
     Raises (at construction, before any thread starts): SourceError, SinkError, MapError, ValueError.
     """
 
-    def __init__(self, deblurrer: Any, source: Any, sink: Any = None, *, blur_map: Any = None, drop: str = "auto",
-                 queue: int | None = None, output_queue: int = 4, open_timeout_s: float = 10.0,
-                 read_timeout_s: float = 5.0, size: tuple[int | None, int | None] | None = None,
-                 flip: str | None = None, rate: float | None = None, loop: int = 0, realtime: bool = False,
-                 max_frames: int | None = None, map_scale: float | None = None, output_fps: float | None = None,
-                 codec: str = "auto", channel_order: str = "bgr", on_progress: Callable[[StreamStats], Any] | None = None,
-                 join_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        deblurrer: Any,
+        source: Any,
+        sink: Any = None,
+        *,
+        blur_map: Any = None,
+        drop: str = "auto",
+        queue: int | None = None,
+        output_queue: int = 4,
+        open_timeout_s: float = 10.0,
+        read_timeout_s: float = 5.0,
+        size: tuple[int | None, int | None] | None = None,
+        flip: str | None = None,
+        rate: float | None = None,
+        loop: int = 0,
+        realtime: bool = False,
+        max_frames: int | None = None,
+        map_scale: float | None = None,
+        output_fps: float | None = None,
+        codec: str = "auto",
+        channel_order: str = "bgr",
+        on_progress: Callable[[StreamStats], Any] | None = None,
+        join_timeout_s: float = 5.0,
+    ) -> None:
         if drop not in DROP_POLICIES:
             raise ValueError(f"drop must be one of {DROP_POLICIES}, got {drop!r}")
         if flip not in (None, *FLIPS):
@@ -256,17 +284,27 @@ class StreamRunner:
         if rate is not None and not rate > 0:
             raise ValueError(f"rate must be > 0, got {rate}")
         self.deblurrer = deblurrer
-        self.source: Source = open_source(source, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s,
-                                          width=size[0] if size else None, height=size[1] if size else None)
+        self.source: Source = open_source(
+            source,
+            open_timeout_s=open_timeout_s,
+            read_timeout_s=read_timeout_s,
+            width=size[0] if size else None,
+            height=size[1] if size else None,
+        )
         self.sink: Sink | None = None
         try:
             self.provider: MapProvider = as_map_provider(
-                blur_map, map_scale, channel_order,
-                max_radius_px=float(getattr(deblurrer, "max_radius_px", DEFAULT_MAX_RADIUS_PX)))
+                blur_map,
+                map_scale,
+                channel_order,
+                max_radius_px=float(getattr(deblurrer, "max_radius_px", DEFAULT_MAX_RADIUS_PX)),
+            )
             live = bool(getattr(self.source, "is_live", False)) or realtime
             if self.provider.per_frame and live:
-                raise MapError(f"a per-frame map sequence ({self.provider.name}) cannot be paired with a live source "
-                               "(frames are dropped); use a constant, static, callable or estimated map")
+                raise MapError(
+                    f"a per-frame map sequence ({self.provider.name}) cannot be paired with a live source "
+                    "(frames are dropped); use a constant, static, callable or estimated map"
+                )
             self.live = live
             self.drop = ("oldest" if live else "never") if drop == "auto" else drop
             capacity = queue or (1 if self.drop == "oldest" else 4)
@@ -276,20 +314,33 @@ class StreamRunner:
         except BaseException:
             self.source.close()
             raise
-        self.options = dict(size=size, flip=flip, rate=rate, loop=loop, realtime=realtime, max_frames=max_frames,
-                            read_timeout_s=read_timeout_s, channel_order=channel_order, join_timeout_s=join_timeout_s)
+        self.options = dict(
+            size=size,
+            flip=flip,
+            rate=rate,
+            loop=loop,
+            realtime=realtime,
+            max_frames=max_frames,
+            read_timeout_s=read_timeout_s,
+            channel_order=channel_order,
+            join_timeout_s=join_timeout_s,
+        )
         self.on_progress = on_progress
-        self._video_sink_rate = (self.sink.fps if isinstance(self.sink, VideoFileSink)
-                                 and not self.sink.keeps_timestamps else None)
+        self._video_sink_rate = (
+            self.sink.fps if isinstance(self.sink, VideoFileSink) and not self.sink.keeps_timestamps else None
+        )
         self.q_in = FrameQueue(capacity, self.drop == "oldest")
         self.q_out = FrameQueue(max(1, output_queue), False)
-        self.stats = StreamStats(source=str(getattr(self.source, "name", "source")),
-                                 sink=str(getattr(self.sink, "name", "iterator" if sink is None else "sink")),
-                                 drop=self.drop, live=live, queue_capacity={"input": self.q_in.capacity,
-                                                                             "output": self.q_out.capacity})
+        self.stats = StreamStats(
+            source=str(getattr(self.source, "name", "source")),
+            sink=str(getattr(self.sink, "name", "iterator" if sink is None else "sink")),
+            drop=self.drop,
+            live=live,
+            queue_capacity={"input": self.q_in.capacity, "output": self.q_out.capacity},
+        )
         self._stages = {name: _Samples() for name in ("capture", "map", "deblur", "write")}
         self._latency = _Samples()
-        self._stop = threading.Event()       # graceful: capture stops, queued input is discarded
+        self._stop = threading.Event()  # graceful: capture stops, queued input is discarded
         self._consumer_gone = threading.Event()  # the writer / caller stopped taking frames
         self._read_started: float | None = None
         self._errors: list[BaseException] = []
@@ -337,28 +388,35 @@ class StreamRunner:
                         stats.warnings.append(f"{stats.source}: cannot loop this source")
                     break
                 if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or image.size == 0:
-                    raise SourceError(f"read() returned {type(image).__name__}"
-                                      f"{getattr(image, 'shape', '')}, expected an H×W or H×W×C image array",
-                                      source=stats.source, frame=index)
+                    raise SourceError(
+                        f"read() returned {type(image).__name__}"
+                        f"{getattr(image, 'shape', '')}, expected an H×W or H×W×C image array",
+                        source=stats.source,
+                        frame=index,
+                    )
                 if first_shape is None:
                     first_shape = image.shape
                 elif image.shape != first_shape:
-                    raise SourceError(f"frame size changed from {first_shape} to {image.shape}",
-                                      source=stats.source, frame=index)
+                    raise SourceError(
+                        f"frame size changed from {first_shape} to {image.shape}", source=stats.source, frame=index
+                    )
                 if opts["rate"]:
                     stamp = (index / fps) if (fps and not self.live) else (t_done - self._t0)
                     if stamp + 1e-9 < next_rate_t:
                         stats.skipped += 1
                         index += 1
                         continue
-                    next_rate_t = max(next_rate_t + 1.0 / opts["rate"], stamp) if next_rate_t else stamp + 1.0 / opts["rate"]
+                    next_rate_t = (
+                        max(next_rate_t + 1.0 / opts["rate"], stamp) if next_rate_t else stamp + 1.0 / opts["rate"]
+                    )
                 source_size = image.shape[:2]
                 if not image.flags.writeable or not image.flags.c_contiguous:
                     image = np.ascontiguousarray(image).copy()
                 image = _transform(image, opts["size"], opts["flip"])
                 captured_at = time.monotonic()
-                frame = Frame(index, image, captured_at, index / fps if fps else captured_at - self._t0,
-                              source_size, stats.source)
+                frame = Frame(
+                    index, image, captured_at, index / fps if fps else captured_at - self._t0, source_size, stats.source
+                )
                 self._stages["capture"].add(t_done - t_read)
                 stats.captured += 1
                 index += 1
@@ -392,8 +450,11 @@ class StreamRunner:
                 except queue.Empty:
                     started = self._read_started
                     if started is not None and time.monotonic() - started > opts["read_timeout_s"] + 0.25:
-                        raise SourceError(f"no frame for {opts['read_timeout_s']:g} s (source stalled)",
-                                          source=stats.source, frame=next_index) from None
+                        raise SourceError(
+                            f"no frame for {opts['read_timeout_s']:g} s (source stalled)",
+                            source=stats.source,
+                            frame=next_index,
+                        ) from None
                     if self._consumer_gone.is_set():
                         end = _End("stopped")
                     continue
@@ -411,19 +472,30 @@ class StreamRunner:
                 try:
                     sharp = self.deblurrer.deblur(frame.image, radius, channel_order=opts["channel_order"])
                 except ValueError as error:
-                    raise SourceError(f"unusable frame ({frame.image.shape} {frame.image.dtype}): {error}",
-                                      source=stats.source, frame=frame.index) from error
+                    raise SourceError(
+                        f"unusable frame ({frame.image.shape} {frame.image.dtype}): {error}",
+                        source=stats.source,
+                        frame=frame.index,
+                    ) from error
                 except StreamError:
                     raise
                 except Exception as error:  # noqa: BLE001 - backend failures
-                    raise DeblurError(f"deblurring failed: {type(error).__name__}: {error}", source=stats.source,
-                                      frame=frame.index) from error
+                    raise DeblurError(
+                        f"deblurring failed: {type(error).__name__}: {error}", source=stats.source, frame=frame.index
+                    ) from error
                 t2 = time.monotonic()
                 self._stages["map"].add(t1 - t0)
                 self._stages["deblur"].add(t2 - t1)
                 stats.processed += 1
-                result = Deblurred(frame.index, frame.image, sharp, radius, frame.captured_at, frame.pts_s,
-                                   {"map": (t1 - t0) * 1000, "deblur": (t2 - t1) * 1000})
+                result = Deblurred(
+                    frame.index,
+                    frame.image,
+                    sharp,
+                    radius,
+                    frame.captured_at,
+                    frame.pts_s,
+                    {"map": (t1 - t0) * 1000, "deblur": (t2 - t1) * 1000},
+                )
                 if not self.q_out.put(result, self._consumer_gone.is_set):
                     end = _End("stopped")
                 stats.peak_queue["output"] = self.q_out.peak
@@ -458,8 +530,9 @@ class StreamRunner:
         except StreamError:
             raise
         except Exception as error:  # noqa: BLE001
-            raise SinkError(f"writing failed: {type(error).__name__}: {error}", source=self.stats.sink,
-                            frame=result.index) from error
+            raise SinkError(
+                f"writing failed: {type(error).__name__}: {error}", source=self.stats.sink, frame=result.index
+            ) from error
         done = time.monotonic()
         self._stages["write"].add(done - t0)
         self._latency.add(done - result.captured_at)
@@ -502,9 +575,11 @@ class StreamRunner:
         try:
             sink.close()
         except Exception as error:  # noqa: BLE001
-            self._errors.append(error if isinstance(error, StreamError)
-                                else SinkError(f"closing failed: {type(error).__name__}: {error}",
-                                               source=self.stats.sink))
+            self._errors.append(
+                error
+                if isinstance(error, StreamError)
+                else SinkError(f"closing failed: {type(error).__name__}: {error}", source=self.stats.sink)
+            )
 
     # --- control ---
 
@@ -570,7 +645,8 @@ class StreamRunner:
             self.stats.warnings.append(
                 f"{self.stats.dropped} frames were dropped but {self.stats.sink} has a constant rate "
                 f"({self._video_sink_rate:g} fps), so it plays faster than real time; use --output-codec h264 "
-                "(PyAV keeps timestamps) or --drop never")
+                "(PyAV keeps timestamps) or --drop never"
+            )
         if self._errors:
             self.stats.error = str(self._errors[0])
 

@@ -29,11 +29,18 @@ from runtime.stream.errors import SinkError
 from runtime.stream.uri import Uri, UriError, parse_sink
 
 #: codec name -> (FOURCC, lossless)
-CODECS = {"ffv1": ("FFV1", True), "mp4v": ("mp4v", False), "mjpg": ("MJPG", False), "png": ("png ", True),
-          "h264": ("avc1", False)}
+CODECS = {
+    "ffv1": ("FFV1", True),
+    "mp4v": ("mp4v", False),
+    "mjpg": ("MJPG", False),
+    "png": ("png ", True),
+    "h264": ("avc1", False),
+}
 DEFAULT_CODEC = {".mkv": "ffv1", ".mp4": "mp4v", ".avi": "mjpg", ".mov": "mp4v", ".m4v": "mp4v"}
-H264_HINT = ("this OpenCV has no H.264 encoder: use .mkv (FFV1, lossless) or .mp4 (mp4v), "
-             "or pip install 'svbr-net[video]' (PyAV) for --output-codec h264")
+H264_HINT = (
+    "this OpenCV has no H.264 encoder: use .mkv (FFV1, lossless) or .mp4 (mp4v), "
+    "or pip install 'svbr-net[video]' (PyAV) for --output-codec h264"
+)
 
 
 class Sink:
@@ -102,6 +109,7 @@ class VideoFileSink(Sink):
         if self.codec == "h264":  # PyAV (optional extra: pip install 'svbr-net[video]') first, else OpenCV's avc1
             try:
                 import av  # noqa: F401
+
                 self._av = "pending"
             except ImportError:
                 if not _probe_writer(self.path, self.fourcc):
@@ -127,11 +135,14 @@ class VideoFileSink(Sink):
             params = [cv2.VIDEOWRITER_PROP_IS_COLOR, int(colour)]
             if image.dtype == np.uint16:
                 if self.codec != "ffv1" or colour:
-                    raise SinkError("16-bit frames need mono frames in .mkv (FFV1), or an image pattern (.png/.tif)",
-                                    source=self.name)
+                    raise SinkError(
+                        "16-bit frames need mono frames in .mkv (FFV1), or an image pattern (.png/.tif)",
+                        source=self.name,
+                    )
                 params += [cv2.VIDEOWRITER_PROP_DEPTH, cv2.CV_16U]
-            self._writer = cv2.VideoWriter(str(self.path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*self.fourcc),
-                                           self.fps, (width, height), params)
+            self._writer = cv2.VideoWriter(
+                str(self.path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height), params
+            )
             if not self._writer.isOpened():
                 raise SinkError(f"cannot open a {self.codec} writer for {width}×{height}", source=self.name)
         self._shape, self._dtype = image.shape, image.dtype
@@ -154,8 +165,11 @@ class VideoFileSink(Sink):
         if self._writer is None:
             self._open(image)
         elif image.shape != self._shape or image.dtype != self._dtype:
-            raise SinkError(f"frame {image.shape} {image.dtype} differs from the first frame {self._shape} "
-                            f"{self._dtype}", source=self.name, frame=self.count)
+            raise SinkError(
+                f"frame {image.shape} {image.dtype} differs from the first frame {self._shape} {self._dtype}",
+                source=self.name,
+                frame=self.count,
+            )
         if isinstance(self._writer, tuple):
             import av
 
@@ -216,8 +230,11 @@ class GstPipeSink(Sink):
         self.name = name or f"gst:{pipeline}"
         self.exe = shutil.which("gst-launch-1.0")
         if self.exe is None:
-            raise SinkError("gst-launch-1.0 not found; install GStreamer (apt-get install gstreamer1.0-tools "
-                            "gstreamer1.0-plugins-base)", source=self.name)
+            raise SinkError(
+                "gst-launch-1.0 not found; install GStreamer (apt-get install gstreamer1.0-tools "
+                "gstreamer1.0-plugins-base)",
+                source=self.name,
+            )
         elements = [e.strip() for e in pipeline.split("!")]
         if elements and elements[0].split()[0:1] == ["appsrc"]:
             elements = elements[1:]
@@ -238,11 +255,17 @@ class GstPipeSink(Sink):
 
             height, width = image.shape[:2]
             rate = Fraction(self.fps).limit_denominator(1001)
-            head = (f"fdsrc fd=0 ! rawvideoparse width={width} height={height} format=bgr "
-                    f"framerate={rate.numerator}/{rate.denominator} ! ")
+            head = (
+                f"fdsrc fd=0 ! rawvideoparse width={width} height={height} format=bgr "
+                f"framerate={rate.numerator}/{rate.denominator} ! "
+            )
             self._shape = image.shape
-            self._proc = subprocess.Popen([self.exe, "-q", "-e", *shlex.split(head + self.pipeline)],
-                                          stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            self._proc = subprocess.Popen(
+                [self.exe, "-q", "-e", *shlex.split(head + self.pipeline)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             threading.Thread(target=self._drain, daemon=True).start()
         if image.shape != self._shape:
             raise SinkError(f"frame size {image.shape} differs from the first {self._shape}", source=self.name)
@@ -257,8 +280,11 @@ class GstPipeSink(Sink):
             self._proc.stdin.write(data.tobytes())
         except (BrokenPipeError, OSError):
             self._proc.wait(timeout=5)
-            raise SinkError(f"gst-launch-1.0 exited with {self._proc.returncode}: {' | '.join(self._stderr[-3:])}",
-                            source=self.name, frame=self.count) from None
+            raise SinkError(
+                f"gst-launch-1.0 exited with {self._proc.returncode}: {' | '.join(self._stderr[-3:])}",
+                source=self.name,
+                frame=self.count,
+            ) from None
         self.count += 1
 
     def _drain(self) -> None:
@@ -281,8 +307,9 @@ class GstPipeSink(Sink):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
-            raise SinkError("gst-launch-1.0 did not finish within 20 s after the last frame", source=self.name) \
-                from None
+            raise SinkError(
+                "gst-launch-1.0 did not finish within 20 s after the last frame", source=self.name
+            ) from None
         if rc != 0:
             raise SinkError(f"gst-launch-1.0 exited with {rc}: {' | '.join(self._stderr[-3:])}", source=self.name)
 
@@ -338,5 +365,8 @@ def open_sink(sink: Any, *, fps: float | None = None, codec: str = "auto") -> Si
         return ObjectSink(sink)
     if callable(sink):
         return CallbackSink(sink)
-    raise SinkError(f"cannot use a {type(sink).__name__} as a sink: pass a file/folder name, null://, gst:…, "
-                    "a callable or an object with write()", source=repr(sink)[:60])
+    raise SinkError(
+        f"cannot use a {type(sink).__name__} as a sink: pass a file/folder name, null://, gst:…, "
+        "a callable or an object with write()",
+        source=repr(sink)[:60],
+    )

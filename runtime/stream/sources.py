@@ -76,7 +76,7 @@ def encode_index(image: np.ndarray, index: int) -> None:
     top = 65535 if image.dtype == np.uint16 else 255
     for block in range(3):
         value = (index >> (8 * block)) & 0xFF
-        image[0:8, 8 * block:8 * block + 8] = value * (top // 255)
+        image[0:8, 8 * block : 8 * block + 8] = value * (top // 255)
 
 
 def decode_index(image: np.ndarray) -> int:
@@ -84,7 +84,7 @@ def decode_index(image: np.ndarray) -> int:
     scale = 257.0 if image.dtype == np.uint16 else 1.0
     index = 0
     for block in range(3):
-        value = int(round(float(image[1:7, 8 * block + 1:8 * block + 7].mean()) / scale))
+        value = int(round(float(image[1:7, 8 * block + 1 : 8 * block + 7].mean()) / scale))
         index |= min(max(value, 0), 255) << (8 * block)
     return index
 
@@ -98,8 +98,17 @@ class TestSource(Source):
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, size: tuple[int, int] = (160, 120), fps: float = 30.0, frames: int = 100, live: bool = False,
-                 seed: int = 0, channels: int = 3, depth: int = 8, name: str = "testsrc://") -> None:
+    def __init__(
+        self,
+        size: tuple[int, int] = (160, 120),
+        fps: float = 30.0,
+        frames: int = 100,
+        live: bool = False,
+        seed: int = 0,
+        channels: int = 3,
+        depth: int = 8,
+        name: str = "testsrc://",
+    ) -> None:
         self.width, self.height = size
         self.fps = float(fps)
         self.frame_count = frames if frames >= 0 else None
@@ -119,13 +128,21 @@ class TestSource(Source):
         w, h = (int(v) for v in o.get("size", "160x120").lower().split("x"))
         live = uri.is_live
         frames = int(o.get("frames", -1 if live else 100))
-        return cls((w, h), float(o.get("fps", 30)), frames, live, int(o.get("seed", 0)), int(o.get("channels", 3)),
-                   int(o.get("depth", 8)), name=uri.text or "testsrc://")
+        return cls(
+            (w, h),
+            float(o.get("fps", 30)),
+            frames,
+            live,
+            int(o.get("seed", 0)),
+            int(o.get("channels", 3)),
+            int(o.get("depth", 8)),
+            name=uri.text or "testsrc://",
+        )
 
     def make_frame(self, index: int) -> np.ndarray:
         """Frame ``index`` (deterministic)."""
         shift = index % 64
-        frame = np.ascontiguousarray(self._texture[:, shift:shift + self.width])
+        frame = np.ascontiguousarray(self._texture[:, shift : shift + self.width])
         if self.channels == 1:
             frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         if self.depth == 16:
@@ -163,13 +180,25 @@ class TestSource(Source):
 class CaptureSource(Source):
     """A ``cv2.VideoCapture``: a video file, a V4L2 device or a network stream (FFmpeg), with timeouts."""
 
-    def __init__(self, uri: Uri, *, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,
-                 width: int | None = None, height: int | None = None, fps: float | None = None) -> None:
+    def __init__(
+        self,
+        uri: Uri,
+        *,
+        open_timeout_s: float = 10.0,
+        read_timeout_s: float = 5.0,
+        width: int | None = None,
+        height: int | None = None,
+        fps: float | None = None,
+    ) -> None:
         self.uri = uri
         self.name = uri.text or uri.location
         self.is_live = uri.kind in ("v4l2", "network")
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout_s * 1000),
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout_s * 1000)]
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            int(read_timeout_s * 1000),
+        ]
         if uri.kind == "video":
             path = Path(uri.location)
             if not path.is_file():
@@ -182,8 +211,11 @@ class CaptureSource(Source):
                 raise SourceError("no such V4L2 device", source=self.name)
             target: Any = int(match.group(1)) if match else device
             self._cap = cv2.VideoCapture(target, cv2.CAP_V4L2)
-            for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, width), (cv2.CAP_PROP_FRAME_HEIGHT, height),
-                                (cv2.CAP_PROP_FPS, fps)):
+            for prop, value in (
+                (cv2.CAP_PROP_FRAME_WIDTH, width),
+                (cv2.CAP_PROP_FRAME_HEIGHT, height),
+                (cv2.CAP_PROP_FPS, fps),
+            ):
                 if value:
                     self._cap.set(prop, value)
         else:
@@ -191,9 +223,12 @@ class CaptureSource(Source):
                 os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
             self._cap = cv2.VideoCapture(uri.location, cv2.CAP_FFMPEG, params)
         if not self._cap.isOpened():
-            raise SourceError(f"cannot open (not a readable video, or nothing answered within {open_timeout_s:g} s)"
-                              if uri.kind == "network" else "cannot open as a video (missing codec or not a video)",
-                              source=self.name)
+            raise SourceError(
+                f"cannot open (not a readable video, or nothing answered within {open_timeout_s:g} s)"
+                if uri.kind == "network"
+                else "cannot open as a video (missing codec or not a video)",
+                source=self.name,
+            )
         fps_value = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps_value if fps_value and np.isfinite(fps_value) and 0 < fps_value < 1000 else None
         count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
@@ -208,13 +243,16 @@ class CaptureSource(Source):
         ok, frame = self._cap.read()
         if not ok or frame is None:
             if self.is_live:
-                raise SourceError(f"stream ended or sent no frame for {self.read_timeout_s:g} s",
-                                  source=self.name, frame=self._index)
+                raise SourceError(
+                    f"stream ended or sent no frame for {self.read_timeout_s:g} s", source=self.name, frame=self._index
+                )
             if self._index == 0:
                 raise SourceError("no frame could be decoded (garbage or empty file)", source=self.name, frame=0)
             if self.frame_count and self._index < self.frame_count:
-                self.warnings.append(f"{self.name}: source ended after {self._index} of {self.frame_count} frames "
-                                     "(truncated or damaged file)")
+                self.warnings.append(
+                    f"{self.name}: source ended after {self._index} of {self.frame_count} frames "
+                    "(truncated or damaged file)"
+                )
             return None
         self._index += 1
         return frame
@@ -243,8 +281,9 @@ def list_images(uri: Uri) -> list[Path]:
             raise SourceError("folder not found", source=uri.text)
         files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     elif "pattern" in uri.options:
-        regex = re.compile("^" + re.sub(r"%0?(\d*)d", r"(\\d+)", re.escape(Path(location).name).replace(r"\%", "%"))
-                           + "$")
+        regex = re.compile(
+            "^" + re.sub(r"%0?(\d*)d", r"(\\d+)", re.escape(Path(location).name).replace(r"\%", "%")) + "$"
+        )
         folder = Path(location).parent
         files = [p for p in folder.iterdir() if regex.match(p.name)] if folder.is_dir() else []
         files.sort(key=lambda p: int(regex.match(p.name).group(1)))  # type: ignore[union-attr]
@@ -293,8 +332,10 @@ def _strip_appsink(pipeline: str) -> str:
     return " ! ".join(elements)
 
 
-_CAPS = re.compile(r"GstFdSink:\w+\.GstPad:sink: caps = video/x-raw, format=\(string\)BGR, width=\(int\)(\d+), "
-                   r"height=\(int\)(\d+)(?:.*?framerate=\(fraction\)(\d+)/(\d+))?")
+_CAPS = re.compile(
+    r"GstFdSink:\w+\.GstPad:sink: caps = video/x-raw, format=\(string\)BGR, width=\(int\)(\d+), "
+    r"height=\(int\)(\d+)(?:.*?framerate=\(fraction\)(\d+)/(\d+))?"
+)
 
 
 class GstPipeSource(Source):
@@ -304,20 +345,35 @@ class GstPipeSource(Source):
     ``appsink`` is removed); the frame size is taken from the negotiated caps (``-v``).
     """
 
-    def __init__(self, pipeline: str, *, name: str | None = None, open_timeout_s: float = 10.0,
-                 read_timeout_s: float = 5.0, is_live: bool = False) -> None:
+    def __init__(
+        self,
+        pipeline: str,
+        *,
+        name: str | None = None,
+        open_timeout_s: float = 10.0,
+        read_timeout_s: float = 5.0,
+        is_live: bool = False,
+    ) -> None:
         exe = shutil.which("gst-launch-1.0")
         self.name = name or f"gst:{pipeline}"
         if exe is None:
-            raise SourceError("gst-launch-1.0 not found and this OpenCV has no GStreamer; install GStreamer "
-                              "(apt-get install gstreamer1.0-tools gstreamer1.0-plugins-base)", source=self.name)
+            raise SourceError(
+                "gst-launch-1.0 not found and this OpenCV has no GStreamer; install GStreamer "
+                "(apt-get install gstreamer1.0-tools gstreamer1.0-plugins-base)",
+                source=self.name,
+            )
         self.is_live = is_live
         self.read_timeout_s = read_timeout_s
         body = _strip_appsink(pipeline)
         read_fd, write_fd = os.pipe()
         full = f"{body} ! videoconvert ! video/x-raw,format=BGR ! fdsink fd={write_fd} sync=false"
-        self._proc = subprocess.Popen([exe, "-v", *_split_pipeline(full)], stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, pass_fds=(write_fd,))
+        self._proc = subprocess.Popen(
+            [exe, "-v", *_split_pipeline(full)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            pass_fds=(write_fd,),
+        )
         os.close(write_fd)
         self._fd = read_fd
         self._log: list[str] = []
@@ -334,12 +390,14 @@ class GstPipeSource(Source):
                 time.sleep(0.05)
                 if not self._caps.is_set():
                     self.close()
-                    raise SourceError(f"gst-launch-1.0 failed (exit {self._proc.returncode}): {self._tail()}",
-                                      source=self.name)
+                    raise SourceError(
+                        f"gst-launch-1.0 failed (exit {self._proc.returncode}): {self._tail()}", source=self.name
+                    )
             if time.monotonic() > deadline:
                 self.close()
-                raise SourceError(f"no video caps negotiated within {open_timeout_s:g} s: {self._tail()}",
-                                  source=self.name)
+                raise SourceError(
+                    f"no video caps negotiated within {open_timeout_s:g} s: {self._tail()}", source=self.name
+                )
             self._caps.wait(0.05)
         self._stride = -(-self.width * 3 // 4) * 4  # GStreamer pads BGR rows to 4 bytes
         self._index = 0
@@ -375,18 +433,23 @@ class GstPipeSource(Source):
             n = os.readv(self._fd, [view[got:]])
             if n == 0:
                 if got:
-                    raise SourceError(f"pipeline ended inside a frame ({got} of {size} bytes)", source=self.name,
-                                      frame=self._index)
+                    raise SourceError(
+                        f"pipeline ended inside a frame ({got} of {size} bytes)", source=self.name, frame=self._index
+                    )
                 rc = self._proc.wait(timeout=5)
                 if rc != 0:
-                    raise SourceError(f"gst-launch-1.0 exited with {rc}: {self._tail()}", source=self.name,
-                                      frame=self._index)
+                    raise SourceError(
+                        f"gst-launch-1.0 exited with {rc}: {self._tail()}", source=self.name, frame=self._index
+                    )
                 return None
             got += n
         self._index += 1
-        frame = np.frombuffer(buffer, np.uint8).reshape(self.height, self._stride)[:, :self.width * 3]
-        return frame.reshape(self.height, self.width, 3).copy() if self._stride != self.width * 3 else \
-            np.frombuffer(buffer, np.uint8).reshape(self.height, self.width, 3)
+        frame = np.frombuffer(buffer, np.uint8).reshape(self.height, self._stride)[:, : self.width * 3]
+        return (
+            frame.reshape(self.height, self.width, 3).copy()
+            if self._stride != self.width * 3
+            else np.frombuffer(buffer, np.uint8).reshape(self.height, self.width, 3)
+        )
 
     def close(self) -> None:
         if self._proc.poll() is None:
@@ -475,8 +538,16 @@ class ObjectSource(Source):
             close()
 
 
-def open_source(source: Any, *, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0, loop: int = 0,
-                width: int | None = None, height: int | None = None, fps: float | None = None) -> Source:
+def open_source(
+    source: Any,
+    *,
+    open_timeout_s: float = 10.0,
+    read_timeout_s: float = 5.0,
+    loop: int = 0,
+    width: int | None = None,
+    height: int | None = None,
+    fps: float | None = None,
+) -> Source:
     """A :class:`Source` for a name (see :mod:`runtime.stream.uri`), a user object or an iterable of frames.
 
     Raises:
@@ -496,10 +567,16 @@ def open_source(source: Any, *, open_timeout_s: float = 10.0, read_timeout_s: fl
         if uri.kind in ("gst", "csi"):
             if cv2_has_gstreamer():
                 return Cv2GstSource(uri.location, name=uri.text, is_live=uri.is_live, read_timeout_s=read_timeout_s)
-            return GstPipeSource(uri.location, name=uri.text, open_timeout_s=open_timeout_s,
-                                 read_timeout_s=read_timeout_s, is_live=uri.is_live)
-        return CaptureSource(uri, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s, width=width,
-                             height=height, fps=fps)
+            return GstPipeSource(
+                uri.location,
+                name=uri.text,
+                open_timeout_s=open_timeout_s,
+                read_timeout_s=read_timeout_s,
+                is_live=uri.is_live,
+            )
+        return CaptureSource(
+            uri, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s, width=width, height=height, fps=fps
+        )
     if hasattr(source, "read") and callable(source.read):
         return ObjectSource(source)
     if isinstance(source, np.ndarray):  # one frame (H×W, H×W×C), or a stack of frames (N×H×W×C)
@@ -508,5 +585,8 @@ def open_source(source: Any, *, open_timeout_s: float = 10.0, read_timeout_s: fl
         return IterableSource([source], name="ndarray")
     if hasattr(source, "__iter__"):
         return IterableSource(source)
-    raise SourceError(f"cannot use a {type(source).__name__} as a source: pass a name (file, folder, URI), an object "
-                      "with read(), or an iterable of frames", source=repr(source)[:60])
+    raise SourceError(
+        f"cannot use a {type(source).__name__} as a source: pass a name (file, folder, URI), an object "
+        "with read(), or an iterable of frames",
+        source=repr(source)[:60],
+    )

@@ -34,8 +34,27 @@ from urllib.parse import parse_qsl, urlsplit
 
 from runtime.io import IMAGE_SUFFIXES
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".m4v", ".webm", ".flv", ".ogv", ".ogg", ".ts", ".mpg",
-                            ".mpeg", ".wmv", ".y4m", ".h264", ".h265", ".mjpeg"})
+VIDEO_SUFFIXES = frozenset(
+    {
+        ".mp4",
+        ".mkv",
+        ".avi",
+        ".mov",
+        ".m4v",
+        ".webm",
+        ".flv",
+        ".ogv",
+        ".ogg",
+        ".ts",
+        ".mpg",
+        ".mpeg",
+        ".wmv",
+        ".y4m",
+        ".h264",
+        ".h265",
+        ".mjpeg",
+    }
+)
 NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https", "udp", "tcp", "rtmp", "rtp", "srt"})
 _PRINTF = re.compile(r"%0?\d*d")
 
@@ -61,8 +80,12 @@ class Uri:
         if self.kind == "test":
             return self.options.get("live", "0") not in ("0", "false", "no", "")
         if self.kind == "gst":
-            return "is-live=true" in self.location.replace(" ", "") or "v4l2src" in self.location \
-                or "nvarguscamerasrc" in self.location or "rtspsrc" in self.location
+            return (
+                "is-live=true" in self.location.replace(" ", "")
+                or "v4l2src" in self.location
+                or "nvarguscamerasrc" in self.location
+                or "rtspsrc" in self.location
+            )
         return False
 
 
@@ -149,7 +172,9 @@ def _check_test_options(options: dict[str, str], text: str) -> None:
         if "depth" in options and int(options["depth"]) not in (8, 16):
             raise ValueError
     except ValueError:
-        raise UriError(f"bad testsrc options in {text!r}: size=WxH, fps>0, frames=N, channels=1|3, depth=8|16") from None
+        raise UriError(
+            f"bad testsrc options in {text!r}: size=WxH, fps>0, frames=N, channels=1|3, depth=8|16"
+        ) from None
 
 
 def _classify_path(path: str, text: str) -> Uri:
@@ -181,7 +206,9 @@ def parse_sink(name: str | os.PathLike[str]) -> Uri:
     if text.startswith("gst:"):
         pipeline = text[4:].lstrip("/").strip()
         if not pipeline:
-            raise UriError("gst: needs a pipeline, e.g. gst:videoconvert ! theoraenc ! oggmux ! filesink location=o.ogg")
+            raise UriError(
+                "gst: needs a pipeline, e.g. gst:videoconvert ! theoraenc ! oggmux ! filesink location=o.ogg"
+            )
         return Uri("gst", pipeline, {}, text)
     match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", text)
     if match:
@@ -198,9 +225,13 @@ def parse_sink(name: str | os.PathLike[str]) -> Uri:
     if p.is_dir() or text.endswith(("/", os.sep)):
         return Uri("images", os.path.join(text, "%06d.png"), {"pattern": "1"}, text)
     if suffix in IMAGE_SUFFIXES:
-        raise UriError(f"a stream writes many frames: use a pattern like {p.with_name(p.stem + '_%06d' + p.suffix)} "
-                       "or a folder, not one image file")
+        raise UriError(
+            f"a stream writes many frames: use a pattern like {p.with_name(p.stem + '_%06d' + p.suffix)} "
+            "or a folder, not one image file"
+        )
     if suffix in (".mkv", ".mp4", ".avi", ".mov", ".m4v"):
         return Uri("video", text, {}, text)
-    raise UriError(f"unknown output {text!r}: use .mkv (FFV1, lossless), .mp4, .avi, a folder/, a %06d.png pattern, "
-                   "null:// or gst:")
+    raise UriError(
+        f"unknown output {text!r}: use .mkv (FFV1, lossless), .mp4, .avi, a folder/, a %06d.png pattern, "
+        "null:// or gst:"
+    )
