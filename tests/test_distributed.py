@@ -17,10 +17,10 @@ from torch import nn
 from tests.test_cache import make_images
 from tests.test_train import tiny_config
 from training.cache import SynthSettings
+from training.config import Stage, config_record
 from training.distributed import GlobalBatchNorm2d, World, mean_over_ranks, synchronise_batchnorm
 from training.model import SVBRNet
 from training.photos import OnTheFlyBatches, PhotoSet
-from training.train import Stage, config_record
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).with_name("distributed_worker.py")

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import os
 import signal
 
@@ -9,19 +10,19 @@ import pytest
 import torch
 
 from tests.test_cache import make_images
-from training.model import load_model
-from training.train import (
-    Run,
+from training.config import (
+    REPOSITORY_ROOT,
     Stage,
-    StopRequest,
     TrainConfig,
-    bundle,
+    best_score,
     config_record,
     learning_rate_at,
     load_config,
     schedule_changes,
-    train,
 )
+from training.model import load_model
+from training.train import bundle, train
+from training.trainer import Run, StopRequest, Trainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -249,7 +250,6 @@ def test_a_weight_average_can_start_in_a_running_schedule(images, tmp_path):
 
 
 def test_the_real_config_fine_tunes_the_shipped_weights_on_camera_data():
-    from training.train import REPOSITORY_ROOT
 
     real = load_config("real")
     assert real.pipeline == "camera" and real.init_weights == "training/weights/svbrnet_cpu_step5500.pt"
@@ -260,7 +260,6 @@ def test_the_real_config_fine_tunes_the_shipped_weights_on_camera_data():
 
 
 def test_best_score_is_the_mean_over_validation_sets_without_baselines():
-    from training.train import best_score
 
     record = {
         "val_true_psnr": 30.0,
@@ -314,3 +313,74 @@ def test_camera_overrides_are_checked_resumable_and_noted(images, tmp_path):
     assert state.step == 6
     notes = torch.load(tmp_path / "run" / "resume.pt", weights_only=False)["metadata"]["notes"]
     assert 'from step 3: camera_overrides = {"paper_probability": 0.5}' in notes
+
+
+# --- the Trainer's steps, one at a time (train() is Trainer(...).run()) ---------------------------------------------
+
+
+def a_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A 4×3×32×32 image and target and a 4×1×32×32 map, in the network's ranges."""
+    generator = torch.Generator().manual_seed(seed)
+    sharp = torch.rand(4, 3, 32, 32, generator=generator)
+    image = torch.nn.functional.avg_pool2d(sharp, 3, stride=1, padding=1)
+    blur_map = torch.full((4, 1, 32, 32), 0.3)
+    return image, blur_map, sharp
+
+
+def test_trainer_step_updates_the_weights_the_average_and_the_step(images, tmp_path):
+    trainer = Trainer(tiny_config(ema_decay=0.5), tmp_path / "run", images, "cpu", quiet=True)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    average_before = {k: v.clone() for k, v in trainer.scored.state_dict().items()}
+    losses = [trainer.train_step(*a_batch(), lr=3e-3) for _ in range(8)]
+    assert trainer.state.step == 8
+    assert all(math.isfinite(loss) for loss in losses)
+    assert losses[-1] < losses[0]  # the same batch over and over is learnt
+    assert trainer.optimizer.param_groups[0]["lr"] == 3e-3
+    after = trainer.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    average = trainer.scored.state_dict()
+    moved = [k for k in average if average[k].is_floating_point() and not torch.equal(average_before[k], average[k])]
+    assert moved and any(not torch.equal(average[k], after[k]) for k in moved)  # it lags the trained weights
+
+
+def test_trainer_learning_rate_ramps_up_only_while_adams_moments_rebuild(images, tmp_path):
+    config = tiny_config()  # adam_warmup_steps = 2
+    fresh = Trainer(config, tmp_path / "run", images, "cpu", quiet=True)
+    assert [fresh.learning_rate(s) for s in range(12)] == [learning_rate_at(config, s) for s in range(12)]
+    fresh.run(max_steps=6)
+    Run(tmp_path / "run").optimizer.unlink()  # a new machine: only resume.pt came with the repository
+    resumed = Trainer(config, tmp_path / "run", images, "cpu", resume=True, quiet=True)
+    assert resumed.state.step == 6 and resumed.warmup_until == 8
+    assert resumed.learning_rate(6) == pytest.approx(learning_rate_at(config, 6) / 2)
+    assert resumed.learning_rate(7) == pytest.approx(learning_rate_at(config, 7))
+    assert resumed.learning_rate(8) == learning_rate_at(config, 8)
+
+
+def test_trainer_checkpoint_restores_weights_average_adam_and_step(images, tmp_path):
+    config = tiny_config(ema_decay=0.5)
+    trainer = Trainer(config, tmp_path / "run", images, "cpu", quiet=True)
+    for seed in range(3):
+        trainer.train_step(*a_batch(seed), lr=1e-3)
+    trainer.checkpoint()
+    restored = Trainer(config, tmp_path / "run", images, "cpu", resume=True, quiet=True)
+    assert restored.state.step == 3 and restored.state.resumes == 1 and restored.warmup_until == 0
+    assert same_weights(restored.model, trainer.model) and same_weights(restored.scored, trainer.scored)
+    # Adam's state came back: the next step is the one the first trainer takes
+    assert trainer.train_step(*a_batch(9), lr=1e-3) == restored.train_step(*a_batch(9), lr=1e-3)
+    assert same_weights(restored.model, trainer.model)
+
+
+def test_trainer_validate_logs_the_record_and_keeps_the_best(images, tmp_path):
+    config = tiny_config()
+    trainer = Trainer(config, tmp_path / "run", images, "cpu", quiet=True)
+    record = trainer.validate(config.stages[0], 1e-3, [0.5, 0.3])
+    assert record["train_loss"] == pytest.approx(0.4) and record["step"] == 0
+    assert {"val_true_psnr", "val_estimated_psnr", "val_blurry_psnr"} <= set(record)
+    assert trainer.state.best_score == best_score(record, config.best_metric)
+    run = Run(tmp_path / "run")
+    assert [json.loads(line)["step"] for line in run.log.read_text().splitlines()] == [0]
+    assert run.best.is_file() and not run.resume.exists()  # validation keeps best.pt; checkpoints are separate
+    best_written = run.best.stat().st_mtime_ns
+    trainer.state.best_score = float("inf")  # nothing can beat it: best.pt stays as it is
+    trainer.validate(config.stages[0], 1e-3, [])
+    assert run.best.stat().st_mtime_ns == best_written and len(run.log.read_text().splitlines()) == 2
