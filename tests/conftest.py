@@ -28,8 +28,12 @@ SLOW_MODULES = {
     "test_train",
     "test_validate",
 }
-SLOW_TESTS = {  # single tests, as "module::name" (measured: 17 s of its module's 25 s)
-    "test_calibration::test_cli_makes_both_precisions",
+SLOW_TESTS = {  # single tests, as "module::name"; each took 10 s or more in `--durations` of the fast loop
+    "test_calibration::test_cli_makes_both_precisions",  # 17 s
+    "test_model::test_receptive_field_by_gradient",  # 31-44 s per head
+    "test_benchmarks::test_latency_writes_every_file_with_one_row_per_configuration",  # 12 s
+    "test_real_benchmark::test_benchmark_on_two_scenes",  # 10 s
+    "test_uint8_io::test_deblurrer_feeds_uint8_windows_straight_through",  # 10 s
 }
 GPU_REASON = re.compile(r"tensorrt.*(not importable|not installed)|needs a (CUDA )?GPU", re.IGNORECASE)
 DATASET_REASON = re.compile(r"sharp images not found|shared/datasets|Pixel 4 data", re.IGNORECASE)

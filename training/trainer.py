@@ -242,7 +242,7 @@ class Trainer:
         if resume and self.run_dir.resume.exists():
             resumed_average = self._restore()
         elif self.run_dir.resume.exists():
-            raise FileExistsError(f"{self.run_dir.resume} exists: pass --resume to continue it, or another --out")
+            raise FileExistsError(f"{self.run_dir.resume} exists: pass --resume to continue it, or another -o/--output")
         elif config.init_weights:
             self._start_from(config.init_weights)
 
@@ -269,7 +269,7 @@ class Trainer:
         changed = schedule_changes(saved_config, current_config)
         if changed:
             raise ValueError(
-                f"{run.resume} was written with another config (differs in {', '.join(changed)}); use another --out"
+                f"{run.resume} was written with another config (differs in {', '.join(changed)}); use another -o/--output"
             )
         self.model.load_state_dict(checkpoint["model"])
         self.state = RunState(**checkpoint["run_state"])
