@@ -88,9 +88,15 @@ def level_size(height: int, width: int, level: int) -> tuple[int, int]:
 
 
 def level_coordinate(radius_px: np.ndarray, max_radius_px: float) -> np.ndarray:
-    """float32 ``log2(clip(r, 6, max_radius_px) / 6)``: 0 for r ≤ 6 px, 1 at 12 px, 2 at 24 px, ..."""
+    """float32 ``log2(clip(r, 6, max_radius_px) / 6)``: 0 for r ≤ 6 px, 1 at 12 px, 2 at 24 px, ...
+
+    The log is taken in float64 and rounded once: numpy's float32 ``log2`` is a CPU-dependent SIMD routine
+    (1-2 ulp off for ~7 % of ratios on AVX-512), which would make the weights, and the C++ runtime's parity
+    with them, depend on the machine.
+    """
     clipped = np.clip(np.asarray(radius_px, dtype=np.float32), np.float32(MAX_RADIUS_PX), np.float32(max_radius_px))
-    return np.log2(clipped / np.float32(MAX_RADIUS_PX)).astype(np.float32)
+    ratio = clipped / np.float32(MAX_RADIUS_PX)
+    return np.log2(ratio.astype(np.float64)).astype(np.float32)
 
 
 def level_weights(radius_px: np.ndarray, max_radius_px: float, transition: float = TRANSITION_OCTAVES) -> np.ndarray:

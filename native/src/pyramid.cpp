@@ -46,6 +46,7 @@ void level_weights(float radius_px, double max_radius_px, float* weights) {
   const int levels = level_count(max_radius_px);
   for (int k = 0; k < levels; ++k) weights[k] = 0.0f;
   const float u = level_coordinate(radius_px, max_radius_px);
+  if (std::isnan(u)) return;  // NaN radius: no level (as numpy); floor(NaN) has no int
   const int lower = std::min(static_cast<int>(std::floor(u)), levels - 1);
   // (u - lower) / 0.125 is exact in float and double alike (numpy computes it in float64)
   float coarse = (u - static_cast<float>(lower)) / kTransitionOctaves;
@@ -59,7 +60,11 @@ std::vector<int> level_plan(const float* map, std::ptrdiff_t row_stride, int hei
                             double max_radius_px) {
   float largest = 0.0f;
   for (int y = 0; y < height; ++y)
-    for (int x = 0; x < width; ++x) largest = std::max(largest, map[y * row_stride + x]);
+    for (int x = 0; x < width; ++x) {
+      const float r = map[y * row_stride + x];
+      if (std::isnan(r)) return {0};  // numpy's max is NaN then: today's single pass, as runtime.pyramid
+      largest = std::max(largest, r);
+    }
   if (max_radius_px <= kMaxRadiusPx || !std::isfinite(largest) || largest <= kMaxRadiusPx) return {0};
   const int levels = level_count(max_radius_px);
   bool used[kMaxLevels + 1] = {};
@@ -134,8 +139,10 @@ void area_fast(const T* src, std::ptrdiff_t src_stride, int channels, T* dst, in
         for (int q = 0; q < area; ++q) sum += S[ofs[q]];
         D[dx] = saturate_u8(static_cast<float>(sum) * scale);
       } else {
-        const int simd_end = (w / kFloatLanes) * kFloatLanes;  // dx <= w - lanes, in steps of lanes
-        if (fast_mode && cn == 1 && dx < simd_end) {  // ResizeAreaFastVec_SIMD_32f: ((a + b) + (c + d)) * 0.25
+        // ResizeAreaFastVec_SIMD_32f: ((a + b) + (c + d)) * 0.25 in steps of lanes while dx <= w - lanes; for 4
+        // channels (4 lanes of one pixel each step) that is every dx, for 1 channel all but a scalar tail
+        const int simd_end = (w / kFloatLanes) * kFloatLanes;
+        if (fast_mode && dx < simd_end) {
           D[dx] = ((S[ofs[0]] + S[ofs[1]]) + (S[ofs[2]] + S[ofs[3]])) * 0.25f;
           continue;
         }

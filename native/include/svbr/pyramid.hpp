@@ -29,8 +29,8 @@ double validate_max_radius(double max_radius_px);
 int level_count(double max_radius_px);
 /// Rows and columns of level `level` of an H×W image: the size × 2^-level, rounded half to even, at least 1.
 void level_size(int height, int width, int level, int& level_height, int& level_width);
-/// float32 log2(clip(r, 6, max_radius_px) / 6). Computed as float(log2(double)) (correctly rounded in practice);
-/// numpy's float32 log2 is a SIMD routine that can differ from it by one ulp (see docs/guide/cpp.md).
+/// float32 log2(clip(r, 6, max_radius_px) / 6), computed as float(log2(double)) like runtime/pyramid.py
+/// (a float32 log2 would be CPU-dependent: numpy's AVX-512 routine is 1-2 ulp off for ~7 % of ratios).
 float level_coordinate(float radius_px, double max_radius_px);
 /// The weights of every level (level_count entries written to `weights`), summing to 1.
 void level_weights(float radius_px, double max_radius_px, float* weights);
