@@ -259,6 +259,19 @@ def test_the_real_config_fine_tunes_the_shipped_weights_on_camera_data():
     assert load_config("paper").pipeline == "paper" and load_config("cpu").pipeline == "paper"
 
 
+def test_the_real2_config_restarts_from_the_weights_real_shipped():
+    real, real2 = load_config("real"), load_config("real2")
+    assert real2.init_weights == "training/weights/svbrnet_real_step14000.pt"
+    initial = torch.load(REPOSITORY_ROOT / real2.init_weights, map_location="cpu", weights_only=False)
+    assert initial["metadata"]["step"] == 14_000 and initial["metadata"]["config"]["name"] == "real"
+    # The same data, validation and ranking as real's last steps; only the schedule restarts.
+    assert real2.pipeline == real.pipeline and real2.val_degradations == real.val_degradations
+    assert real2.best_metric == real.best_metric and real2.val_pixel4 and real2.val_runtime_estimate
+    assert real2.camera_overrides["jpeg_probability"] == real.camera_overrides["jpeg_probability"]
+    assert learning_rate_at(real2, 0) == pytest.approx(real2.learning_rate)
+    assert learning_rate_at(real2, real2.total_steps) == pytest.approx(real2.min_learning_rate)
+
+
 def test_best_score_is_the_mean_over_validation_sets_without_baselines():
 
     record = {
