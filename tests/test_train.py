@@ -175,6 +175,30 @@ def test_learning_curve_from_a_run(images, tmp_path):
     assert (tmp_path / "reports" / "learning_curve.png").stat().st_size > 1000
 
 
+def test_learning_curve_chains_a_run_fine_tuned_from_a_step_of_another(tmp_path):
+    from training.curve import chain, main, parse_run
+
+    def write_log(name, steps):
+        folder = tmp_path / name
+        folder.mkdir()
+        lines = [json.dumps({"step": s, "stage": "s", "lr": 1e-4, "val_true_psnr": s / 1000}) for s in steps]
+        (folder / "log.jsonl").write_text("\n".join(lines) + "\n")
+        return folder
+
+    first, second = write_log("real", [500, 1000, 1500, 2000]), write_log("real2", [0, 500, 1000])
+    assert parse_run(f"{second}@1000") == (second, 1000) and parse_run(str(first)) == (first, None)
+    records = chain([(first, None), (second, 1000)])
+    # real up to the branch point, then real2 after it (its step 0 is the branch point scored again).
+    assert [r["step"] for r in records] == [500, 1000, 1500, 2000]
+    assert [r["stage"] for r in records] == ["real: s", "real: s", "real2: s", "real2: s"]
+    assert [r["val_true_psnr"] for r in records] == [0.5, 1.0, 0.5, 1.0]
+    with pytest.raises(ValueError, match="needs DIR@STEP"):
+        chain([(first, None), (second, None)])
+    with pytest.raises(ValueError, match="the step this run started from"):
+        parse_run(f"{second}@latest")
+    assert main(["--run", str(first), "--run", f"{second}@x", "-o", str(tmp_path / "out")]) == 2
+
+
 def test_learning_curve_shows_the_trained_weights_beside_their_average():
     from training.curve import to_markdown
 

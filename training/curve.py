@@ -7,6 +7,11 @@ maps, noisy and compressed inputs, Pixel 4 photos — and the blurry input's
 level where the log records it) and ``OUT/learning_curve.md``. In a run with a moving average of the weights
 (``ema_decay``) the main columns score the average, and the trained weights
 themselves get their own column and line.
+
+A run that was fine-tuned from a step of another (``init_weights``) continues
+that run's curve: ``--run training/runs/real --run training/runs/real2@14000``
+keeps ``real`` up to step 14,000 and draws ``real2`` after it, its steps offset
+by 14,000 (the stage column names the run each row comes from).
 """
 
 from __future__ import annotations
@@ -35,6 +40,39 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
     if not by_step:
         raise ValueError(f"{log} holds no validation yet")
     return [by_step[step] for step in sorted(by_step)]
+
+
+def parse_run(text: str) -> tuple[Path, int | None]:
+    """``DIR`` or ``DIR@STEP`` (a run that starts from step STEP of the run before it) → (dir, step)."""
+    folder, at, step = text.rpartition("@")
+    if not at:
+        return Path(text), None
+    if not step.isdigit():
+        raise ValueError(f"--run {text!r}: after '@' comes the step this run started from, e.g. runs/real2@14000")
+    return Path(folder), int(step)
+
+
+def chain(runs: list[tuple[Path, int | None]]) -> list[dict[str, Any]]:
+    """The records of runs that continue one another, on one step axis.
+
+    Each run after the first names the step of the run before it that it started from: the earlier run's
+    records after that step are dropped, and the later run's steps are offset by it (its step 0, the
+    starting weights scored again, is dropped too). Stages are prefixed with their run's name.
+    """
+    records: list[dict[str, Any]] = []
+    for index, (folder, start) in enumerate(runs):
+        if index and start is None:
+            raise ValueError(f"--run {folder}: a chained run needs DIR@STEP, the step of the run before it")
+        if index == 0 and start is not None:
+            raise ValueError(f"--run {folder}@{start}: the first run starts at step 0; '@STEP' is for later runs")
+        offset = start or 0
+        own = read_log(folder)
+        if index:
+            records = [r for r in records if r["step"] <= offset]
+            own = [r for r in own if r["step"] > 0]
+        prefix = f"{folder.name}: " if len(runs) > 1 else ""
+        records += [{**r, "step": r["step"] + offset, "stage": prefix + str(r["stage"])} for r in own]
+    return records
 
 
 #: Validation sets a log may hold, in display order, with their labels.
@@ -130,7 +168,11 @@ def plot(records: list[dict[str, Any]], out: Path, title: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="svbr curve", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--run", type=Path, default=RUNS_DIR / "cpu", help="run directory holding log.jsonl (default: %(default)s)"
+        "--run",
+        action="append",
+        metavar="DIR[@STEP]",
+        help=f"run directory holding log.jsonl (default: {RUNS_DIR / 'cpu'}); repeat it for a run fine-tuned "
+        "from step STEP of the run before it: --run runs/real --run runs/real2@14000",
     )
     add_output(
         parser, dest="out", type=Path, default=Path("reports/model"), help="output folder (default: %(default)s)"
@@ -138,10 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=1, help="table: every N-th validation (default 1)")
     args = parser.parse_args(argv)
     try:
-        records = read_log(args.run)
-        picture = plot(
-            records, args.out / "learning_curve.png", f"SVBR-Net validation during training ({args.run.name} run)"
-        )
+        runs = [parse_run(text) for text in args.run or [str(RUNS_DIR / "cpu")]]
+        records = chain(runs)
+        names = " then ".join(folder.name for folder, _ in runs)
+        picture = plot(records, args.out / "learning_curve.png", f"SVBR-Net validation during training ({names} run)")
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"svbr curve: error: {error}", file=sys.stderr)
         return 2
