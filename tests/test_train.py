@@ -296,6 +296,20 @@ def test_the_real2_config_restarts_from_the_weights_real_shipped():
     assert learning_rate_at(real2, real2.total_steps) == pytest.approx(real2.min_learning_rate)
 
 
+def test_the_real3_config_restarts_from_the_moving_average_of_real2s_last_step():
+    real2, real3 = load_config("real2"), load_config("real3")
+    assert real3.init_weights == "training/weights/svbrnet_real2_step6000.pt"
+    initial = torch.load(REPOSITORY_ROOT / real3.init_weights, map_location="cpu", weights_only=False)
+    assert initial["metadata"]["step"] == 6_000 and initial["metadata"]["config"]["name"] == "real2"
+    # The weights file is the moving average real2's committed resume state ends with, not its trained weights.
+    resume = torch.load(REPOSITORY_ROOT / "training/runs/real2/resume.pt", map_location="cpu", weights_only=False)
+    for name, tensor in resume["ema"].items():
+        assert torch.equal(initial["model"][name], tensor), name
+    assert real3.pipeline == real2.pipeline and real3.camera_overrides == real2.camera_overrides
+    assert real3.val_degradations == real2.val_degradations and real3.best_metric == real2.best_metric
+    assert learning_rate_at(real3, real3.total_steps) == pytest.approx(real3.min_learning_rate)
+
+
 def test_best_score_is_the_mean_over_validation_sets_without_baselines():
 
     record = {
