@@ -125,6 +125,26 @@ def test_schedule_changes_ignore_prose_and_new_settings():
     assert schedule_changes(saved, config_record(tiny_config(batch_size=2))) == ["batch_size"]
 
 
+def test_svbr_train_workers_overrides_the_config_and_a_run_resumes_with_any_count(monkeypatch, tmp_path):
+    import training.train as train_module
+    from training.trainer import RunState
+
+    seen = {}
+
+    def record(config, out_dir, **options):
+        seen["workers"], seen["out_dir"] = config.workers, out_dir
+        return RunState()
+
+    monkeypatch.setattr(train_module, "train", record)
+    assert train_module.main(["--config", "real3", "--workers", "6", "--max-steps", "1", "-o", str(tmp_path)]) == 0
+    assert seen == {"workers": 6, "out_dir": tmp_path}
+    assert load_config("real3").workers == 1  # the config itself is untouched
+    with pytest.raises(SystemExit):
+        train_module.main(["--config", "real3", "--workers", "-1"])
+    # The worker count decides only which processes make the crops (batch k is a function of seed and k).
+    assert schedule_changes(config_record(tiny_config()), config_record(tiny_config(workers=5))) == []
+
+
 def test_stop_request_turns_sigterm_into_a_flag():
     with StopRequest() as stop:
         os.kill(os.getpid(), signal.SIGTERM)

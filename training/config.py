@@ -131,7 +131,7 @@ def config_record(config: TrainConfig) -> dict[str, Any]:
 
 
 #: Config keys a resumed run may change.
-RESUMABLE_CHANGES = frozenset({"description", "ema_decay", "val_pixel4", "camera_overrides", "init_weights"})
+RESUMABLE_CHANGES = frozenset({"description", "ema_decay", "val_pixel4", "camera_overrides", "init_weights", "workers"})
 
 #: Resumable changes that alter the training data from the step of the resume on: each one is
 #: recorded in the checkpoint's notes, so the weights' provenance says which data made them.
@@ -143,8 +143,10 @@ def schedule_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str
 
     The description is prose, a key one of the two records lacks (a setting
     added to ``TrainConfig`` after the run began) keeps its default, and the
-    weight average only watches the trained weights, and ``init_weights`` is read by a fresh run
-    only (a release moves the file it named), so none of them stops a resume.
+    weight average only watches the trained weights, ``init_weights`` is read by a fresh run
+    only (a release moves the file it named), and ``workers`` only says how many processes make the
+    crops (a machine with more cores resumes with more, ``svbr train --workers``), so none of them stops
+    a resume.
     """
     return sorted(
         key for key in set(saved) & set(current) if key not in RESUMABLE_CHANGES and saved[key] != current[key]
