@@ -212,6 +212,11 @@ def test_learning_curve_chains_a_run_fine_tuned_from_a_step_of_another(tmp_path)
     assert [r["step"] for r in records] == [500, 1000, 1500, 2000]
     assert [r["stage"] for r in records] == ["real: s", "real: s", "real2: s", "real2: s"]
     assert [r["val_true_psnr"] for r in records] == [0.5, 1.0, 0.5, 1.0]
+    # A third run names a step of the second in the second's own numbering; the offsets add up.
+    third = write_log("real3", [0, 500])
+    records = chain([(first, None), (second, 500), (third, 1000)])
+    assert [r["step"] for r in records] == [500, 1000, 1500, 2000]
+    assert [r["stage"] for r in records] == ["real: s", "real2: s", "real2: s", "real3: s"]
     with pytest.raises(ValueError, match="needs DIR@STEP"):
         chain([(first, None), (second, None)])
     with pytest.raises(ValueError, match="the step this run started from"):

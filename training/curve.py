@@ -11,7 +11,9 @@ themselves get their own column and line.
 A run that was fine-tuned from a step of another (``init_weights``) continues
 that run's curve: ``--run training/runs/real --run training/runs/real2@14000``
 keeps ``real`` up to step 14,000 and draws ``real2`` after it, its steps offset
-by 14,000 (the stage column names the run each row comes from).
+by 14,000 (the stage column names the run each row comes from); a further
+``--run training/runs/real3@6000`` continues ``real2`` from its own step 6,000
+(step 20,000 of the chain).
 """
 
 from __future__ import annotations
@@ -55,17 +57,19 @@ def parse_run(text: str) -> tuple[Path, int | None]:
 def chain(runs: list[tuple[Path, int | None]]) -> list[dict[str, Any]]:
     """The records of runs that continue one another, on one step axis.
 
-    Each run after the first names the step of the run before it that it started from: the earlier run's
-    records after that step are dropped, and the later run's steps are offset by it (its step 0, the
-    starting weights scored again, is dropped too). Stages are prefixed with their run's name.
+    Each run after the first names the step of the run before it (in that run's own numbering) that it
+    started from: the earlier records after that point are dropped, and the later run's steps are placed
+    after it (its step 0, the starting weights scored again, is dropped too). Offsets add up along the
+    chain, so a third run continues the second on the same axis. Stages are prefixed with their run's name.
     """
     records: list[dict[str, Any]] = []
+    offset = 0  # where the current run's step 0 lies on the common axis
     for index, (folder, start) in enumerate(runs):
         if index and start is None:
             raise ValueError(f"--run {folder}: a chained run needs DIR@STEP, the step of the run before it")
         if index == 0 and start is not None:
             raise ValueError(f"--run {folder}@{start}: the first run starts at step 0; '@STEP' is for later runs")
-        offset = start or 0
+        offset += start or 0
         own = read_log(folder)
         if index:
             records = [r for r in records if r["step"] <= offset]
