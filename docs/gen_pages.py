@@ -52,7 +52,7 @@ FOLDER_TITLES = {
 STEM_TITLES = {
     "demo": "Demo: blurry | blur map | SVBR-Net | ground truth",
     "eval": "Evaluation on the validation split (`svbr eval`)",
-    "learning_curve": "Learning curve of the cpu run (`svbr curve`)",
+    "learning_curve": "Learning curve (`svbr curve`; the runs are named in its title)",
     "parity": "Parity of the precision graphs (`svbr validate`)",
     "int8_sensitivity": "INT8 per-layer sensitivity (`svbr calibrate --sensitivity`)",
     "precision_table": "Accuracy and CPU latency of every precision graph",
