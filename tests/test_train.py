@@ -180,6 +180,25 @@ def test_bundle_strips_training_state(images, tmp_path):
     assert not model.training and model.head == "residual"
 
 
+def test_bundle_of_a_resume_state_takes_its_moving_average_not_the_trained_weights(tmp_path):
+    from training.model import SVBRNet
+
+    torch.manual_seed(0)
+    trained, average = SVBRNet("residual").state_dict(), SVBRNet("residual").state_dict()
+    resume = {
+        "model": trained,
+        "ema": average,
+        "metadata": {"step": 7, "head": "residual"},
+        "run_state": {"seconds": 2.0},
+    }
+    torch.save(resume, tmp_path / "resume.pt")
+    metadata = bundle(tmp_path / "resume.pt", out=tmp_path / "bundled.pt")
+    assert metadata["step"] == 7 and metadata["seconds"] == 2.0
+    bundled = torch.load(tmp_path / "bundled.pt", weights_only=False)["model"]
+    name = "map_branch.b1.0.weight"
+    assert torch.equal(bundled[name], average[name]) and not torch.equal(bundled[name], trained[name])
+
+
 def test_learning_curve_from_a_run(images, tmp_path):
     from training.curve import main as curve_main
     from training.curve import read_log, to_markdown

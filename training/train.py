@@ -50,7 +50,12 @@ def train(
 
 
 def bundle(run_checkpoint: Path, out: Path = PRETRAINED_PATH) -> dict[str, Any]:
-    """Write the weights of a run's checkpoint (``best.pt`` or ``resume.pt``) as the bundled model."""
+    """Write the validated weights of a run's checkpoint as the bundled model.
+
+    ``best.pt`` holds them as its weights. ``resume.pt`` of a run with a moving average holds the
+    trained weights and, beside them, the average (``ema``), which is what the run validates and
+    ships: that is bundled.
+    """
     checkpoint = load_checkpoint(run_checkpoint)
     metadata = dict(checkpoint["metadata"])
     if "seconds" in checkpoint:
@@ -58,7 +63,8 @@ def bundle(run_checkpoint: Path, out: Path = PRETRAINED_PATH) -> dict[str, Any]:
     elif "run_state" in checkpoint:
         metadata["seconds"] = checkpoint["run_state"]["seconds"]
     model = SVBRNet(metadata.get("head", "sigmoid"))
-    model.load_state_dict(checkpoint["model"])
+    average = checkpoint.get("ema")
+    model.load_state_dict(average if average is not None else checkpoint["model"])
     save_checkpoint(out, model.eval(), metadata)
     return metadata
 
@@ -111,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--bundle",
         action="store_true",
-        help=f"afterwards, write OUT/best.pt as the bundled model ({PRETRAINED_PATH.name})",
+        help=f"afterwards, write OUT/best.pt as the bundled model ({PRETRAINED_PATH.name}); without best.pt "
+        "(it is not committed), the moving average in OUT/resume.pt",
     )
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 0:
@@ -134,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
                     max_steps=args.max_steps,
                 )
         if args.bundle and world.is_main:
-            metadata = bundle(Run(out_dir).best)
+            run = Run(out_dir)
+            source = run.best if run.best.is_file() else run.resume
+            if source == run.resume:  # best.pt is not committed: a fresh checkout has only resume.pt
+                print(f"svbr train: no {run.best}; bundling the weights {run.resume} validates", file=sys.stderr)
+            metadata = bundle(source)
             print(f"bundled weights of step {metadata['step']} written to {PRETRAINED_PATH}", file=sys.stderr)
     except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as error:
         print(f"svbr train: error: {error}", file=sys.stderr)
