@@ -354,6 +354,21 @@ def test_the_real3_config_restarts_from_the_moving_average_of_real2s_last_step()
     assert learning_rate_at(real3, real3.total_steps) == pytest.approx(real3.min_learning_rate)
 
 
+
+def test_the_real4_config_restarts_from_real3s_last_moving_average_with_more_jpeg():
+    real3, real4 = load_config("real3"), load_config("real4")
+    assert real4.init_weights == "training/weights/svbrnet_real3_step8000.pt"
+    initial = torch.load(REPOSITORY_ROOT / real4.init_weights, map_location="cpu", weights_only=False)
+    assert initial["metadata"]["step"] == 8_000 and initial["metadata"]["config"]["name"] == "real3"
+    resume = torch.load(REPOSITORY_ROOT / "training/runs/real3/resume.pt", map_location="cpu", weights_only=False)
+    for name, tensor in resume["ema"].items():
+        assert torch.equal(initial["model"][name], tensor), name
+    # The one change of data: JPEG on more of the camera crops, same qualities; the rest of the mix as real3.
+    changed = {k for k in real3.camera_overrides if real3.camera_overrides[k] != real4.camera_overrides[k]}
+    assert changed == {"jpeg_probability"}
+    assert real4.camera_overrides["jpeg_probability"] > real3.camera_overrides["jpeg_probability"]
+    assert real4.val_degradations == real3.val_degradations and real4.best_metric == real3.best_metric
+
 def test_best_score_is_the_mean_over_validation_sets_without_baselines():
 
     record = {
