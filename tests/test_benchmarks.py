@@ -204,3 +204,25 @@ def test_pyramid_benchmarks_run_and_write_their_reports(tmp_path, monkeypatch, r
     assert set(report["quality"]["rows"]) >= {"blurry", "true map, pyramid (max_radius_px 48)"}
     assert [row["radius"] for row in report["calibration"]["rows"]] == [0, 8]
     assert "## Deblurring" in (tmp_path / "lb" / "large_blur.md").read_text()
+
+
+def test_jpeg_reapplication_removes_part_of_the_blocking_of_a_strongly_compressed_image():
+    import numpy as np
+
+    from benchmarks.jpeg_deblock import reapply_jpeg
+    from training.degradations import jpeg
+
+    rows, columns = np.mgrid[0:64, 0:80].astype(np.float32)
+    smooth = np.stack([rows * 3, columns * 2 + 20, 128 + 60 * np.sin(rows / 9 + columns / 13)], axis=-1)
+    original = np.clip(np.rint(smooth), 0, 255).astype(np.uint8)
+    compressed = jpeg(original, 30)
+
+    def error(image):
+        return float(np.mean((image.astype(np.float64) - original) ** 2))
+
+    deblocked = reapply_jpeg(compressed, 30, shift_step_px=2)
+    assert deblocked.shape == original.shape and deblocked.dtype == np.uint8
+    assert error(deblocked) < 0.9 * error(compressed)
+    assert np.array_equal(deblocked, reapply_jpeg(compressed, 30, shift_step_px=2))  # deterministic
+    with pytest.raises(ValueError, match="shift_step_px must divide 8"):
+        reapply_jpeg(compressed, 30, shift_step_px=3)

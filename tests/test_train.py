@@ -354,7 +354,6 @@ def test_the_real3_config_restarts_from_the_moving_average_of_real2s_last_step()
     assert learning_rate_at(real3, real3.total_steps) == pytest.approx(real3.min_learning_rate)
 
 
-
 def test_the_real4_config_restarts_from_real3s_last_moving_average_with_more_jpeg():
     real3, real4 = load_config("real3"), load_config("real4")
     assert real4.init_weights == "training/weights/svbrnet_real3_step8000.pt"
@@ -368,6 +367,7 @@ def test_the_real4_config_restarts_from_real3s_last_moving_average_with_more_jpe
     assert changed == {"jpeg_probability"}
     assert real4.camera_overrides["jpeg_probability"] > real3.camera_overrides["jpeg_probability"]
     assert real4.val_degradations == real3.val_degradations and real4.best_metric == real3.best_metric
+
 
 def test_best_score_is_the_mean_over_validation_sets_without_baselines():
 
