@@ -132,8 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         default="1,2",
         help="comma-separated shift steps in px (1: 64 shifts, 2: 16, 4: 4); default %(default)s",
     )
-    parser.add_argument("--checkpoint", type=Path, default=None, help="weights (default: the bundled ones)")
-    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUT, help="folder (default %(default)s)")
+    from runtime.arguments import add_model, add_output
+
+    add_model(parser, help="PyTorch weights (.pt; default: the bundled ones)")
+    add_output(
+        parser, type=Path, default=DEFAULT_OUT, help="folder for jpeg_deblock.json and .md (default %(default)s)"
+    )
     args = parser.parse_args(argv)
     try:
         steps = tuple(int(s) for s in args.shift_steps.split(","))
@@ -147,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    report = run(args.cache, args.samples, steps, args.checkpoint)
+    report = run(args.cache, args.samples, steps, args.model)
     command = "python -m benchmarks.jpeg_deblock " + " ".join(sys.argv[1:] if argv is None else argv)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "jpeg_deblock.json").write_text(json.dumps(report, indent=2) + "\n")
