@@ -369,6 +369,22 @@ def test_the_real4_config_restarts_from_real3s_last_moving_average_with_more_jpe
     assert real4.val_degradations == real3.val_degradations and real4.best_metric == real3.best_metric
 
 
+def test_the_real5_config_restarts_from_real4s_last_moving_average_with_more_paper_crops():
+    real4, real5 = load_config("real4"), load_config("real5")
+    assert real5.init_weights == "training/weights/svbrnet_real4_step8000.pt"
+    initial = torch.load(REPOSITORY_ROOT / real5.init_weights, map_location="cpu", weights_only=False)
+    assert initial["metadata"]["step"] == 8_000 and initial["metadata"]["config"]["name"] == "real4"
+    resume = torch.load(REPOSITORY_ROOT / "training/runs/real4/resume.pt", map_location="cpu", weights_only=False)
+    for name, tensor in resume["ema"].items():
+        assert torch.equal(initial["model"][name], tensor), name
+    # The one change of data: more of the paper's clean exact-disk crops; the camera mix as real4.
+    changed = {k for k in real4.camera_overrides if real4.camera_overrides[k] != real5.camera_overrides[k]}
+    assert changed == {"paper_probability"}
+    assert real5.camera_overrides["paper_probability"] > real4.camera_overrides["paper_probability"]
+    assert real5.val_degradations == real4.val_degradations and real5.best_metric == real4.best_metric
+    assert learning_rate_at(real5, real5.total_steps) == pytest.approx(real5.min_learning_rate)
+
+
 def test_best_score_is_the_mean_over_validation_sets_without_baselines():
 
     record = {
