@@ -85,6 +85,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from benchmarks._common import display_path
 from runtime.arguments import add_output
 from runtime.constants import MAX_RADIUS_PX, RADIUS_LEVELS_PX
 from runtime.defocus import disk_kernel
@@ -798,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
         record["estimated_map_mean_px"] = mean_px
     report["estimated_map_mean_px"] = float(np.mean(estimated))
     report["model"] = {
-        "path": str(model_path),
+        "path": display_path(Path(model_path)),  # relative: the committed reports name no machine
         "sha256": file_sha256(Path(model_path)),
         "backend": args.backend,
         "threads": args.threads,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -128,11 +129,13 @@ def test_cli_registers_eval_real():
     not real.list_scenes(real.resolve_data_dir()),
     reason=f"no Pixel 4 data in {real.resolve_data_dir()} (python -m benchmarks.real --extract-from GITDIR)",
 )
-def test_benchmark_on_two_scenes(tmp_path):
+def test_benchmark_on_two_scenes(tmp_path, monkeypatch):
+    monkeypatch.chdir(Path(real.__file__).resolve().parents[1])  # the repository root, as the docs run it
     assert real.main(["--limit", "2", "--output", str(tmp_path), "--grid", "2", "-q"]) == 0
     report = json.loads((tmp_path / "real.json").read_text())
     assert report["scene_count"] == 2 and report["rows"] == list(real.ROWS)
     assert len(report["model"]["sha256"]) == 64
+    assert report["model"]["path"] == "runtime/models/svbrnet.onnx"  # no machine's absolute path
     for row in real.ROWS:
         assert 10 < report["mean"][row]["psnr"] < 50 and 0 < report["mean"][row]["ssim"] <= 1
     assert "| method | PSNR dB | SSIM |" in (tmp_path / "real.md").read_text()
