@@ -340,15 +340,24 @@ def test_the_real2_config_restarts_from_the_weights_real_shipped():
     assert learning_rate_at(real2, real2.total_steps) == pytest.approx(real2.min_learning_rate)
 
 
-def test_the_real3_config_restarts_from_the_moving_average_of_real2s_last_step():
-    real2, real3 = load_config("real2"), load_config("real3")
-    assert real3.init_weights == "training/weights/svbrnet_real2_step6000.pt"
-    initial = torch.load(REPOSITORY_ROOT / real3.init_weights, map_location="cpu", weights_only=False)
-    assert initial["metadata"]["step"] == 6_000 and initial["metadata"]["config"]["name"] == "real2"
-    # The weights file is the moving average real2's committed resume state ends with, not its trained weights.
-    resume = torch.load(REPOSITORY_ROOT / "training/runs/real2/resume.pt", map_location="cpu", weights_only=False)
+def assert_starts_from_the_last_moving_average(config, earlier: str, step: int) -> None:
+    """``config`` starts from the weights file of step ``step`` of run ``earlier``: the moving average its
+    committed resume state ends with, not its trained weights."""
+    assert config.init_weights == f"training/weights/svbrnet_{earlier}_step{step}.pt"
+    initial = torch.load(REPOSITORY_ROOT / config.init_weights, map_location="cpu", weights_only=False)
+    assert initial["metadata"]["step"] == step and initial["metadata"]["config"]["name"] == earlier
+    resume = torch.load(REPOSITORY_ROOT / f"training/runs/{earlier}/resume.pt", map_location="cpu", weights_only=False)
     for name, tensor in resume["ema"].items():
         assert torch.equal(initial["model"][name], tensor), name
+
+
+def changed_camera_overrides(earlier, later) -> set[str]:
+    return {k for k in earlier.camera_overrides if earlier.camera_overrides[k] != later.camera_overrides[k]}
+
+
+def test_the_real3_config_restarts_from_the_moving_average_of_real2s_last_step():
+    real2, real3 = load_config("real2"), load_config("real3")
+    assert_starts_from_the_last_moving_average(real3, "real2", 6_000)
     assert real3.pipeline == real2.pipeline and real3.camera_overrides == real2.camera_overrides
     assert real3.val_degradations == real2.val_degradations and real3.best_metric == real2.best_metric
     assert learning_rate_at(real3, real3.total_steps) == pytest.approx(real3.min_learning_rate)
@@ -356,30 +365,18 @@ def test_the_real3_config_restarts_from_the_moving_average_of_real2s_last_step()
 
 def test_the_real4_config_restarts_from_real3s_last_moving_average_with_more_jpeg():
     real3, real4 = load_config("real3"), load_config("real4")
-    assert real4.init_weights == "training/weights/svbrnet_real3_step8000.pt"
-    initial = torch.load(REPOSITORY_ROOT / real4.init_weights, map_location="cpu", weights_only=False)
-    assert initial["metadata"]["step"] == 8_000 and initial["metadata"]["config"]["name"] == "real3"
-    resume = torch.load(REPOSITORY_ROOT / "training/runs/real3/resume.pt", map_location="cpu", weights_only=False)
-    for name, tensor in resume["ema"].items():
-        assert torch.equal(initial["model"][name], tensor), name
+    assert_starts_from_the_last_moving_average(real4, "real3", 8_000)
     # The one change of data: JPEG on more of the camera crops, same qualities; the rest of the mix as real3.
-    changed = {k for k in real3.camera_overrides if real3.camera_overrides[k] != real4.camera_overrides[k]}
-    assert changed == {"jpeg_probability"}
+    assert changed_camera_overrides(real3, real4) == {"jpeg_probability"}
     assert real4.camera_overrides["jpeg_probability"] > real3.camera_overrides["jpeg_probability"]
     assert real4.val_degradations == real3.val_degradations and real4.best_metric == real3.best_metric
 
 
 def test_the_real5_config_restarts_from_real4s_last_moving_average_with_more_paper_crops():
     real4, real5 = load_config("real4"), load_config("real5")
-    assert real5.init_weights == "training/weights/svbrnet_real4_step8000.pt"
-    initial = torch.load(REPOSITORY_ROOT / real5.init_weights, map_location="cpu", weights_only=False)
-    assert initial["metadata"]["step"] == 8_000 and initial["metadata"]["config"]["name"] == "real4"
-    resume = torch.load(REPOSITORY_ROOT / "training/runs/real4/resume.pt", map_location="cpu", weights_only=False)
-    for name, tensor in resume["ema"].items():
-        assert torch.equal(initial["model"][name], tensor), name
+    assert_starts_from_the_last_moving_average(real5, "real4", 8_000)
     # The one change of data: more of the paper's clean exact-disk crops; the camera mix as real4.
-    changed = {k for k in real4.camera_overrides if real4.camera_overrides[k] != real5.camera_overrides[k]}
-    assert changed == {"paper_probability"}
+    assert changed_camera_overrides(real4, real5) == {"paper_probability"}
     assert real5.camera_overrides["paper_probability"] > real4.camera_overrides["paper_probability"]
     assert real5.val_degradations == real4.val_degradations and real5.best_metric == real4.best_metric
     assert learning_rate_at(real5, real5.total_steps) == pytest.approx(real5.min_learning_rate)
