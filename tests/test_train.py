@@ -382,6 +382,16 @@ def test_the_real5_config_restarts_from_real4s_last_moving_average_with_more_pap
     assert learning_rate_at(real5, real5.total_steps) == pytest.approx(real5.min_learning_rate)
 
 
+def test_the_real6_config_continues_the_shipped_real5_on_the_same_data():
+    real5, real6 = load_config("real5"), load_config("real6")
+    assert_starts_from_the_last_moving_average(real6, "real5", 3_500)
+    # Only the schedule restarts: the data mix, validation and ranking are real5's.
+    assert changed_camera_overrides(real5, real6) == set() and real6.pipeline == real5.pipeline
+    assert [s.augmented_fraction for s in real6.stages] == [s.augmented_fraction for s in real5.stages]
+    assert real6.val_degradations == real5.val_degradations and real6.best_metric == real5.best_metric
+    assert learning_rate_at(real6, real6.total_steps) == pytest.approx(real6.min_learning_rate)
+
+
 def test_best_score_is_the_mean_over_validation_sets_without_baselines():
 
     record = {
