@@ -144,3 +144,21 @@ def test_benchmark_on_two_scenes(tmp_path, monkeypatch):
     scores = real.score_pixel4(lambda image: image, limit=1, layered=False)
     assert scores["rows"] == ["blurry", "deblur(photo)"]
     assert scores["mean"]["deblur(photo)"] == scores["mean"]["blurry"]
+
+
+def test_map_gain_stretches_only_the_radii_above_the_trained_range():
+    from benchmarks.real_map_gain import read_larger
+
+    radius_px = np.array([[0.0, 3.0, 6.0], [7.0, 12.0, 30.0]], np.float32)
+    stretched = read_larger(radius_px, 1.5)
+    assert stretched.dtype == np.float32
+    np.testing.assert_array_equal(stretched[0], radius_px[0])  # ≤ 6 px: the single-level estimate, untouched
+    np.testing.assert_allclose(stretched[1], [7.5, 15.0, 42.0])  # 6 + 1.5 (r - 6)
+    np.testing.assert_array_equal(read_larger(radius_px, 1.0), radius_px)
+
+
+def test_map_gain_without_data_exits_2(tmp_path, capsys):
+    from benchmarks import real_map_gain
+
+    assert real_map_gain.main(["--data", str(tmp_path / "nothing"), "-o", str(tmp_path)]) == 2
+    assert "eval-real" in capsys.readouterr().err
