@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks._common import display_path  # noqa: E402
 from benchmarks.real import DEFAULT_OUTPUT, list_scenes, resolve_data_dir, score_pixel4  # noqa: E402
+from runtime.arguments import add_output  # noqa: E402
 from runtime.constants import MAX_RADIUS_PX as TRAINED_RADIUS_PX  # noqa: E402
 from runtime.estimate import estimate_blur_map  # noqa: E402
 from runtime.io import file_sha256  # noqa: E402
@@ -41,9 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.real_map_gain", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, choices=(0.25, 0.5, 1.0), default=0.5, help="default 0.5")
     parser.add_argument("--gain", type=float, nargs="+", default=[1.0, 1.3, 1.6], help="default 1 1.3 1.6")
-    parser.add_argument("--max-radius", type=float, default=48.0, help="estimator and pyramid limit (px)")
     parser.add_argument("--data", default=None, help="extracted Pixel 4 data (as svbr eval-real)")
-    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT)
+    add_output(parser, type=Path, default=DEFAULT_OUTPUT, help="folder for real_map_gain.json (default %(default)s)")
     args = parser.parse_args(argv)
     data_dir = resolve_data_dir(args.data)
     if not list_scenes(data_dir):
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from runtime.deblurrer import BUNDLED_MODEL_PATH, Deblurrer
 
-    deblurrer = Deblurrer(threads=1, max_radius_px=args.max_radius)
+    deblurrer = Deblurrer(threads=1)  # max_radius_px: the runtime default, as deblur(photo) runs
     estimates: dict[bytes, np.ndarray] = {}
     rows = []
     for gain in args.gain:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         def deblur_photo(image: np.ndarray, gain: float = gain) -> np.ndarray:
             key = image.tobytes()
             if key not in estimates:
-                estimates[key] = estimate_blur_map(image, channel_order="rgb", max_radius_px=args.max_radius)
+                estimates[key] = estimate_blur_map(image, channel_order="rgb", max_radius_px=deblurrer.max_radius_px)
             return deblurrer.deblur(image, read_larger(estimates[key], gain), channel_order="rgb")
 
         with warnings.catch_warnings():
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "model": {"path": display_path(BUNDLED_MODEL_PATH), "sha256": file_sha256(BUNDLED_MODEL_PATH)},
                 "scale": args.scale,
-                "max_radius_px": args.max_radius,
+                "max_radius_px": deblurrer.max_radius_px,
                 "rows": rows,
             },
             indent=1,
