@@ -86,7 +86,7 @@ import cv2
 import numpy as np
 
 from benchmarks._common import display_path
-from runtime.arguments import add_output
+from runtime.arguments import add_deblur_options, add_output, deblur_option_error
 from runtime.constants import MAX_RADIUS_PX, RADIUS_LEVELS_PX
 from runtime.defocus import disk_kernel
 from runtime.io import file_sha256
@@ -610,6 +610,18 @@ def score_pixel4(
 # --- outputs ----------------------------------------------------------------------------------
 
 
+def deblur_settings(model: dict[str, Any]) -> str:
+    """``", strength 0.8"`` etc. for the Deblurrer options that differ from their defaults (older reports: none)."""
+    from runtime.pyramid import DEFAULT_MAX_RADIUS_PX
+
+    settings = []
+    if model.get("strength", 1.0) != 1.0:
+        settings.append(f"strength {model['strength']:g}")
+    if model.get("max_radius_px", DEFAULT_MAX_RADIUS_PX) != DEFAULT_MAX_RADIUS_PX:
+        settings.append(f"max_radius_px {model['max_radius_px']:g}")
+    return "".join(f", {setting}" for setting in settings)
+
+
 def markdown(report: dict[str, Any]) -> str:
     """``real.md``: mean table, then per scene."""
     rows = report["rows"]
@@ -617,7 +629,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Pixel 4 dual-pixel benchmark (scale {report['scale']:g}, {report['scene_count']} scenes)",
         "",
-        f"Model: `{model.get('path')}` (sha256 `{str(model.get('sha256'))[:16]}…`). "
+        f"Model: `{model.get('path')}` (sha256 `{str(model.get('sha256'))[:16]}…`){deblur_settings(model)}. "
         f"Protocol: `benchmarks/real.py`; border {BORDER_PX} px, grey, gamma 1/2.2.",
         "",
         "| method | PSNR dB | SSIM |",
@@ -735,11 +747,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--backend", default="auto", help="runtime backend (default auto)")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default 1)")
+    add_deblur_options(parser)  # --strength and --max-radius, as svbr deblur: both deblurred rows use them
     parser.add_argument("--grid", type=int, default=GRID_SCENES, metavar="N", help="scenes in real.png (default 4)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be >= 1")
+    problem = deblur_option_error(args)
+    if problem:
+        parser.error(problem)
     return args
 
 
@@ -765,7 +781,13 @@ def main(argv: list[str] | None = None) -> int:
 
     model_path = args.model if args.model is not None else BUNDLED_MODEL_PATH
     try:
-        deblurrer = Deblurrer(model_path, backend=args.backend, threads=args.threads)
+        deblurrer = Deblurrer(
+            model_path,
+            backend=args.backend,
+            threads=args.threads,
+            strength=args.strength,
+            max_radius_px=args.max_radius,
+        )
     except (FileNotFoundError, ValueError) as error:
         print(f"real: {error}", file=sys.stderr)
         return 2
@@ -803,6 +825,8 @@ def main(argv: list[str] | None = None) -> int:
         "sha256": file_sha256(Path(model_path)),
         "backend": args.backend,
         "threads": args.threads,
+        "strength": args.strength,
+        "max_radius_px": args.max_radius,
     }
     images = report.pop("images")
     args.output.mkdir(parents=True, exist_ok=True)

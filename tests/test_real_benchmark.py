@@ -162,3 +162,14 @@ def test_map_gain_without_data_exits_2(tmp_path, capsys):
 
     assert real_map_gain.main(["--data", str(tmp_path / "nothing"), "-o", str(tmp_path)]) == 2
     assert "eval-real" in capsys.readouterr().err
+
+
+def test_eval_real_takes_the_deblur_options_and_names_them_in_its_report():
+    args = real.parse_args(["--strength", "0.8", "--max-radius", "24"])
+    assert (args.strength, args.max_radius) == (0.8, 24.0)
+    assert real.parse_args([]).strength == 1.0  # the defaults of svbr deblur
+    with pytest.raises(SystemExit):
+        real.parse_args(["--strength", "2.5"])
+    assert real.deblur_settings({"strength": 0.8, "max_radius_px": 24.0}) == ", strength 0.8, max_radius_px 24"
+    assert real.deblur_settings({"strength": 1.0, "max_radius_px": 48.0}) == ""
+    assert real.deblur_settings({}) == ""  # reports written before the options existed
